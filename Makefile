@@ -1,0 +1,51 @@
+# Every target installs what it needs first, so a fresh clone needs no manual step.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-dev
+OUT    ?= out
+SAMPLES := $(OUT)/samples
+
+.PHONY: setup setup-gui setup-train test lint bench samples dataset annotate train clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@scripts/ensure-egl.sh
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+setup-gui: $(STAMP)
+	$(PY) -m pip install -q -e '.[gui,dev]'
+
+setup-train: $(STAMP)
+	$(PY) -m pip install -q -e '.[train,dev]'
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check mmdrender annotate pipeline tests bench
+
+bench: $(STAMP)
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+samples: $(STAMP)
+	$(VENV)/bin/mmdrender samples $(SAMPLES)
+
+# Until the shard generator lands (issue 4), the main job writes the sample
+# characters and checks that each one loads.
+dataset: samples
+	@for f in $(SAMPLES)/*/*.pmx; do $(VENV)/bin/mmdrender info "$$f" | head -n 3; done
+	@echo "Sample characters are in $(SAMPLES)/"
+
+annotate: setup-gui
+	@echo "The annotation GUI is not built yet (issue 5)." >&2; exit 2
+
+train: setup-train
+	@echo "The trainer is not built yet (issue 6)." >&2; exit 2
+
+clean:
+	rm -rf $(OUT) .pytest_cache

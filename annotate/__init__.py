@@ -1,0 +1,1 @@
+"""annotate: automatic head-bound and morph proposals, and the review GUI."""

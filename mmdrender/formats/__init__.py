@@ -1,0 +1,1 @@
+"""Readers and writers for the MMD file formats, on top of pymeshio."""
