@@ -1,0 +1,37 @@
+"""Shared fixtures: the real models beside the project, and the sample characters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[1]
+SHARED_MODELS = PROJECT.parent / "shared" / "models"
+ABSENT = "../shared/models is absent (as on a user's machine); real-model tests are skipped"
+
+
+def shared_model_paths() -> list[Path]:
+    if not SHARED_MODELS.is_dir():
+        return []
+    return sorted(p for p in SHARED_MODELS.rglob("*") if p.suffix.lower() in (".pmd", ".pmx"))
+
+
+def shared_model_params():
+    """One pytest param per real model file, or one skipped param when there are none."""
+    paths = shared_model_paths()
+    if not paths:
+        return [pytest.param(None, marks=pytest.mark.skip(reason=ABSENT), id="no-shared-models")]
+    return [pytest.param(p, id=str(p.relative_to(SHARED_MODELS))) for p in paths]
+
+
+def shared_model(relative: str) -> Path:
+    """A named real model, skipping the test when ../shared is absent."""
+    path = SHARED_MODELS / relative
+    if not path.exists():
+        pytest.skip(ABSENT if not SHARED_MODELS.is_dir() else f"{relative} is not in ../shared")
+    return path
+
+
+def is_character(path: Path) -> bool:
+    return "_robustness" not in path.parts
