@@ -1,0 +1,149 @@
+"""Procedural sample characters, written as real PMX 2.0 files.
+
+The project may not redistribute the community models it is tested against, so
+it ships its own: five stylised anime characters built from numpy geometry
+(:mod:`mmdrender.sample_geometry`) with painted textures
+(:mod:`mmdrender.sample_textures`), assembled by
+:mod:`mmdrender.sample_characters` and written with
+:mod:`mmdrender.formats.pmx_writer`. Between them they carry what real models
+throw at a loader: every deform type (BDEF1/2/4, SDEF); group, vertex, bone,
+UV, additional-UV and material morphs; shared, named and model-local toons;
+sphere maps; alpha overlays; and wink morphs whose names disagree about which
+eye they close (only the geometry tells).
+
+Frame: MMD's file frame (left-handed, y up, the character faces -z, its own
+left is +x); 1 unit is about 8 cm and a character about 20 units tall.
+
+    >>> paths = write_samples(Path("out/samples"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mmdrender.sample_characters import CharacterSpec, Palette, hair_top, write_character
+from mmdrender.sample_geometry import EyeShape, HeadShape
+
+SPECS: dict[str, CharacterSpec] = {
+    spec.name: spec
+    for spec in (
+        # Twin tails. ウィンク closes her own LEFT eye; まばたき is a group morph.
+        CharacterSpec(
+            "akane", "茜（サンプル）", "Akane (sample)", "twintails",
+            Palette(hair="#c8283c", hair_dark="#6e0f22", hair_light="#ff9a9a",
+                    iris="#e0a030", iris_dark="#6a3208", star="#ffffff",
+                    trim="#1f2f5c", skirt="#1f2f5c", belt="#1f2f5c", accent="#ff5f7a"),
+            {"wink_L": "ウィンク", "wink_R": "ウィンク右", "happy_L": "ウィンク２",
+             "happy_R": "ウィンク２右", "blink": "まばたき", "happy": "笑い"},
+            groups=("blink",), eye=EyeShape(h=0.38), star_eyes=True,
+        ),
+        # Bob. As in many real models, "右" means the viewer's right here, so
+        # ウィンク closes her own RIGHT eye and ウィンク右 her left.
+        CharacterSpec(
+            "midori", "翠（サンプル）", "Midori (sample)", "bob",
+            Palette(hair="#2f8f7a", hair_dark="#114036", hair_light="#a8ecd8",
+                    iris="#3fb86a", iris_dark="#0f4a2a", star="#ffe0f0",
+                    clothes="#fff8ee", trim="#8a2c3c", skirt="#6b5a4a", belt="#8a2c3c",
+                    accent="#ffcc33", skin="#ffeadf"),
+            {"wink_R": "ウィンク", "wink_L": "ウィンク右", "happy_R": "ｳｨﾝｸ２",
+             "happy_L": "ｳｨﾝｸ２右", "blink": "まばたき", "happy": "笑い"},
+            head=HeadShape(half_width=1.58, widest=0.44), eye=EyeShape(w=0.29, h=0.35),
+            star_eyes=True, highlight_off=True, sphere="hair.sph",
+        ),
+        # Side ponytail. Half-width ｳｨﾝｸ; 笑い is a group of the one-eye smiles.
+        CharacterSpec(
+            "hinata", "陽向（サンプル）", "Hinata (sample)", "side_ponytail",
+            Palette(hair="#f0a040", hair_dark="#9a5010", hair_light="#ffe6b0",
+                    iris="#b0602a", iris_dark="#4a1a08", clothes="#ffffff",
+                    trim="#3a7fd0", skirt="#3a7fd0", belt="#3a7fd0", accent="#ff4f6f"),
+            {"wink_L": "ｳｨﾝｸ", "wink_R": "右ウィンク", "happy_L": "ウィンク笑",
+             "happy_R": "右ウィンク笑", "blink": "まばたき", "happy": "笑い"},
+            groups=("happy",), eye=EyeShape(h=0.37, iris=0.78), star_eyes=True,
+            sphere="hair.spa",
+        ),
+        # Spiky-haired boy: no one-eye smile winks, tears, a toon named by file.
+        CharacterSpec(
+            "kai", "海（サンプル）", "Kai (sample)", "spiky",
+            Palette(hair="#28324a", hair_dark="#10141f", hair_light="#8a9cc8",
+                    iris="#d9b23a", iris_dark="#5a3e0a", clothes="#e9eef5",
+                    trim="#e9eef5", line="#2b3242", skirt="#2b3242", legwear="#2b3242",
+                    belt="#2b3242", accent="#c0303a", shoes="#222222", skin="#fbe0cc"),
+            {"wink_L": "ウィンクL", "wink_R": "ウィンクR", "blink": "まばたき", "happy": "笑い"},
+            head=HeadShape(half_width=1.6, chin_back=0.78, squareness=2.4, jaw_round=0.85),
+            eye=EyeShape(x=0.62, w=0.30, h=0.30, iris=0.74), mouth_width=0.16, collar=False,
+            skirt_length=4.0, skirt_flare=0.12, tears=True, named_toon=True,
+        ),
+        # Long hair and cat ears; two additional UV channels and an additional-UV morph.
+        CharacterSpec(
+            "yuki", "雪（サンプル）", "Yuki (sample)", "long_cat",
+            Palette(hair="#e8ecf6", hair_dark="#8e97b8", hair_light="#ffffff",
+                    iris="#7a5ce0", iris_dark="#2a1a66", clothes="#2b2b3a",
+                    trim="#5a4a9a", line="#e8e8ff", skirt="#2b2b3a", belt="#5a4a9a",
+                    legwear="#1a1a22", accent="#ff8fb8", skin="#fff0e8"),
+            {"wink_L": "ウインク左", "wink_R": "ウインク右", "happy_L": "ウインク２左",
+             "happy_R": "ウインク２右", "blink": "まばたき", "happy": "笑い"},
+            groups=("blink",), eye=EyeShape(w=0.31, h=0.38), extra_uvs=2, own_toon=True,
+        ),
+    )
+}
+
+SAMPLE_NAMES: tuple[str, ...] = tuple(SPECS)
+
+
+@dataclass(frozen=True)
+class SampleTruth:
+    """Ground truth a test or the annotator can check a sample against.
+
+    head_top_y, head_bottom_y: model units, y up (the file's y, which the
+    project's frame keeps). Wink names: left/right are the character's own;
+    None where the model has no such morph.
+    """
+
+    name: str
+    head_top_y: float
+    head_bottom_y: float
+    wink_left: str | None
+    wink_right: str | None
+    wink_both: str | None
+    smile_wink_left: str | None
+    smile_wink_right: str | None
+    smile_wink_both: str | None
+    mouth_open: str
+
+
+def sample_spec(name: str) -> CharacterSpec:
+    try:
+        return SPECS[name]
+    except KeyError:
+        raise ValueError(f"no sample character {name!r}; choose from {SAMPLE_NAMES}") from None
+
+
+def sample_truth(name: str) -> SampleTruth:
+    """Head bounds (top of the hair on the skull, tip of the chin) and face-morph names."""
+    spec = sample_spec(name)
+    return SampleTruth(
+        name=name,
+        head_top_y=round(hair_top(spec), 4),
+        head_bottom_y=round(spec.head.chin_y, 4),
+        wink_left=spec.winks.get("wink_L"),
+        wink_right=spec.winks.get("wink_R"),
+        wink_both=spec.winks.get("blink"),
+        smile_wink_left=spec.winks.get("happy_L"),
+        smile_wink_right=spec.winks.get("happy_R"),
+        smile_wink_both=spec.winks.get("happy"),
+        mouth_open="あ",
+    )
+
+
+def write_sample(name: str, out_dir: Path) -> Path:
+    """Write sample ``name`` to ``out_dir/<name>/<name>.pmx`` beside its textures.
+
+    Returns the .pmx path. The same name always gives the same bytes.
+    """
+    return write_character(sample_spec(name), Path(out_dir) / name)
+
+
+def write_samples(out_dir: Path, names=SAMPLE_NAMES) -> list[Path]:
+    """Write every sample in ``names`` under ``out_dir``; return the .pmx paths."""
+    return [write_sample(name, out_dir) for name in names]
