@@ -206,7 +206,7 @@ def read_pmx(data: bytes) -> ModelParts:
         raise FormatError(f"header has {flag_count} setting bytes; PMX needs 8")
     flags = ios.read(flag_count)
     if len(flags) < 8:
-        raise FormatError("file ends inside the header")
+        raise FormatError("file ends early in the header (truncated download?)")
     encoding, extra_uvs = flags[0], flags[1]
     if encoding not in (0, 1):
         raise FormatError(f"unknown text encoding {encoding} in the header (0 UTF-16, 1 UTF-8)")
