@@ -1,0 +1,261 @@
+"""Named pose -> posed arrays: morphs, then forward kinematics, then skinning.
+
+The pose vector is THA1's six numbers (dataset spec section 2). ``eye_left``,
+``eye_right`` and ``mouth`` in [0, 1] are weights of the morphs a
+:class:`MorphMapping` names; ``head_x`` and ``head_y`` in [-1, 1] rotate the 頭
+(head) bone, ``neck_z`` in [-1, 1] the 首 (neck) bone, ±1 meaning ±``degrees``.
+
+Sign conventions, in the project frame (+x the character's left, which is image
+right in a front view; +y up; +z the character's front, toward the viewer):
+
+- ``head_x > 0`` tilts the head up: the face moves +y. A right-handed rotation
+  about +x by a positive angle moves the front (+z) down, so 頭 turns about +x
+  by ``-head_x * degrees``.
+- ``head_y > 0`` turns the face toward the character's own left (+x, image
+  right): 頭 turns about +y by ``+head_y * degrees``.
+- The head rotation is ``R = R_y(yaw) @ R_x(pitch)``: pitch first, then yaw
+  about the neck's y axis.
+- ``neck_z > 0`` tilts the head toward the character's own right (the top of
+  the head moves -x, image left): 首 turns about +z by ``+neck_z * degrees``.
+  頭 is a child of 首, so the neck carries the head with it.
+
+A rotation composes outside any bone-morph rotation of the same bone
+(``q = q_pose * q_morph``).
+
+Skinning is linear blend: BDEF1/2/4 as written, QDEF as BDEF4, and SDEF as
+BDEF2 (its C/R0/R1 correction is ignored; it only matters for large bends).
+Vertices whose bones all keep an identity skin matrix are not touched, so a
+head pose costs only the head's vertices.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import numpy as np
+
+from mmdrender.errors import PoseError
+from mmdrender.model import Model, MorphPanel
+from mmdrender.morph import apply_morphs
+from mmdrender.posed import PosedModel
+from mmdrender.skeleton import IDENTITY_QUAT, Skeleton, quat_about_axis, quat_multiply
+
+POSE_PARAMETERS = ("eye_left", "eye_right", "mouth", "head_x", "head_y", "neck_z")
+RANGES = {"eye_left": (0.0, 1.0), "eye_right": (0.0, 1.0), "mouth": (0.0, 1.0),
+          "head_x": (-1.0, 1.0), "head_y": (-1.0, 1.0), "neck_z": (-1.0, 1.0)}
+NECK_BONE, HEAD_BONE = "首", "頭"
+# Morph parameter -> the MorphMapping field naming its morph.
+_MAPPED = {"eye_left": "wink_left", "eye_right": "wink_right", "mouth": "mouth_open"}
+_NONE: Mapping[str, float] = MappingProxyType({})
+_LISTED = 20  # morph names quoted in an error message
+
+
+@dataclass(frozen=True)
+class MorphMapping:
+    """Which of the model's morphs (Japanese names) realises each morph parameter.
+
+    ``wink_left`` closes the character's own left eye (+x), ``wink_right`` its
+    right eye. MMD names winks by the side of the screen: on Animasa's Miku,
+    Kaito and Len (and mokou, neru, sakine_meiko) ウィンク closes the
+    character's right eye and ウィンク右 its left, hence the defaults. None means
+    the model has no such morph; posing that parameter away from 0 is then a
+    :class:`PoseError`.
+    """
+
+    wink_left: str | None = "ウィンク右"
+    wink_right: str | None = "ウィンク"
+    mouth_open: str | None = "あ"
+
+
+class Poser:
+    """Poses one model many times; per-model tables are built once, here.
+
+    A mapped morph or a 首/頭 bone the model lacks is reported when a pose
+    first needs it, so a model without winks can still be posed otherwise.
+    """
+
+    def __init__(self, model: Model, mapping: MorphMapping | None = None,
+                 degrees: float = 15.0):
+        if not (math.isfinite(degrees) and degrees > 0):
+            raise PoseError(f"degrees must be a positive finite angle, got {degrees!r}")
+        self.model = model
+        self.mapping = mapping if mapping is not None else MorphMapping()
+        self.degrees = float(degrees)
+        self._skeleton = Skeleton(model.bones)
+        self._rest = PosedModel.rest(model)
+        self._rest_materials = self._rest.materials
+        for value in vars(self._rest_materials).values():
+            value.setflags(write=False)
+        self._bones, self._weights = _compact_influences(model)
+
+    def pose(self, params: Mapping[str, float] = _NONE,
+             morphs: Mapping[str, float] = _NONE) -> PosedModel:
+        """The model with ``params`` (missing ones 0) and raw ``morphs`` weights applied.
+
+        Raw morph weights (any finite value) add to those the parameters set.
+        Returned arrays are read-only; unchanged ones are the model's own.
+        """
+        values = self._check_params(params)
+        weights = self._morph_weights(values, morphs)
+        if not weights.any() and not any(values[n] for n in ("head_x", "head_y", "neck_z")):
+            return self._rest
+        changes = apply_morphs(self.model, weights, self._rest_materials)
+        rest = self.model.vertices
+        positions = rest.positions
+        if changes.vertex_offsets is not None:
+            positions = positions + changes.vertex_offsets
+        uvs = rest.uvs if changes.uv_offsets is None else rest.uvs + changes.uv_offsets
+        rotations = self._rotations(values, changes.bone_rotations)
+        normals = rest.normals
+        if rotations is not None or changes.bone_translations is not None:
+            skin = self._skeleton.skin_matrices(rotations, changes.bone_translations)
+            positions, normals = self._skin(positions, normals, skin)
+        for array in (positions, normals, uvs):
+            array.setflags(write=False)
+        return PosedModel(self.model, positions, normals, uvs, changes.materials)
+
+    def _check_params(self, params: Mapping[str, float]) -> dict[str, float]:
+        values = dict.fromkeys(POSE_PARAMETERS, 0.0)
+        for name, value in params.items():
+            if name not in RANGES:
+                raise PoseError(f"unknown pose parameter {name!r}; the parameters are "
+                                f"{', '.join(POSE_PARAMETERS)}")
+            number = _finite(f"pose parameter {name!r}", value)
+            low, high = RANGES[name]
+            if not low <= number <= high:
+                raise PoseError(f"pose parameter {name!r} is {number}, outside its range "
+                                f"[{low:g}, {high:g}]")
+            values[name] = number
+        return values
+
+    def _morph_weights(self, values: dict[str, float], morphs: Mapping[str, float]) -> np.ndarray:
+        """(N,) float64 raw weights: mapped parameters plus named morphs."""
+        weights = np.zeros(len(self.model.morphs), dtype=np.float64)
+        for parameter, field in _MAPPED.items():
+            if values[parameter]:
+                weights[self._mapped_index(parameter, field)] += values[parameter]
+        for name, value in morphs.items():
+            index = self.model.morph_index(name)
+            if index is None:
+                raise PoseError(f"{self._label()} has no morph {name!r}; its morphs include "
+                                f"{_names([m.name for m in self.model.morphs])}")
+            weights[index] += _finite(f"morph {name!r}", value)
+        return weights
+
+    def _mapped_index(self, parameter: str, field: str) -> int:
+        name = getattr(self.mapping, field)
+        if name is None:
+            raise PoseError(f"{parameter} cannot be posed on {self._label()}: "
+                            f"MorphMapping.{field} is None (the model has no such morph)")
+        index = self.model.morph_index(name)
+        if index is None:
+            eye, mouth = ([m.name for m in self.model.morphs if m.panel == panel]
+                          for panel in (MorphPanel.EYE, MorphPanel.MOUTH))
+            raise PoseError(f"{parameter} is realised by the morph {name!r} "
+                            f"(MorphMapping.{field}), which {self._label()} lacks; its eye "
+                            f"morphs are {_names(eye)} and its mouth morphs {_names(mouth)}; "
+                            "pass a MorphMapping that names one of them, or None")
+        return index
+
+    def _rotations(self, values: dict[str, float],
+                   morph_rotations: np.ndarray | None) -> np.ndarray | None:
+        """(B, 4) xyzw local rotations, or None when no bone rotates."""
+        if not (values["head_x"] or values["head_y"] or values["neck_z"]):
+            return morph_rotations
+        rotations = (np.tile(IDENTITY_QUAT, (len(self.model.bones), 1))
+                     if morph_rotations is None else morph_rotations.copy())
+        unit = math.radians(self.degrees)
+        if values["head_x"] or values["head_y"]:
+            head = self._bone(HEAD_BONE, "head_x/head_y")
+            pitch = quat_about_axis((1.0, 0.0, 0.0), -values["head_x"] * unit)
+            yaw = quat_about_axis((0.0, 1.0, 0.0), values["head_y"] * unit)
+            rotations[head] = quat_multiply(quat_multiply(yaw, pitch), rotations[head])
+        if values["neck_z"]:
+            neck = self._bone(NECK_BONE, "neck_z")
+            roll = quat_about_axis((0.0, 0.0, 1.0), values["neck_z"] * unit)
+            rotations[neck] = quat_multiply(roll, rotations[neck])
+        return rotations
+
+    def _bone(self, name: str, parameters: str) -> int:
+        index = self.model.bone_index(name)
+        if index is None:
+            raise PoseError(f"{parameters} rotate the bone {name!r}, which {self._label()} "
+                            "lacks; pose this model with those parameters at 0")
+        return index
+
+    def _skin(self, positions: np.ndarray, normals: np.ndarray,
+              skin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Linear-blend skinning of the vertices that some moved bone influences.
+
+        positions, normals: (V, 3) float32; skin: (B, 4, 4) float32. Returns new arrays.
+        """
+        affine = np.empty((len(skin) + 1, 3, 4), dtype=np.float32)  # + the unused-slot row
+        affine[:-1], affine[-1] = skin[:, :3, :], np.eye(3, 4)
+        moved = (affine != np.eye(3, 4, dtype=np.float32)).any(axis=(1, 2))
+        rows = np.flatnonzero(moved[self._bones].any(axis=1))
+        positions, normals = positions.copy(), normals.copy()
+        if not len(rows):
+            return positions, normals
+        bones, weights = self._bones[rows], self._weights[rows]
+        flat = affine.reshape(-1, 12)
+        blended = flat[bones[:, 0]] * weights[:, :1]  # (A, 12): row-major 3x4 per vertex
+        for k in range(1, bones.shape[1]):
+            blended += flat[bones[:, k]] * weights[:, k:k + 1]
+        m = blended.reshape(-1, 3, 4)
+        p, n = positions[rows], normals[rows]
+        positions[rows] = (m[:, :, 0] * p[:, :1] + m[:, :, 1] * p[:, 1:2]
+                           + m[:, :, 2] * p[:, 2:] + m[:, :, 3])
+        turned = m[:, :, 0] * n[:, :1] + m[:, :, 1] * n[:, 1:2] + m[:, :, 2] * n[:, 2:]
+        length = np.sqrt(np.einsum("ai,ai->a", turned, turned))[:, None]
+        normals[rows] = np.divide(turned, length, out=turned, where=length > 0)
+        return positions, normals
+
+    def _label(self) -> str:
+        return f"model {self.model.path.name!r}"
+
+
+def pose_model(model: Model, params: Mapping[str, float] = _NONE,
+               morphs: Mapping[str, float] = _NONE, mapping: MorphMapping | None = None,
+               degrees: float = 15.0) -> PosedModel:
+    """One-off :meth:`Poser.pose`; build a :class:`Poser` to pose a model many times."""
+    return Poser(model, mapping, degrees).pose(params, morphs)
+
+
+def _compact_influences(model: Model) -> tuple[np.ndarray, np.ndarray]:
+    """Bone slots trimmed to the most any vertex uses: (V, K) int64 and (V, K) float32.
+
+    Unused slots point at bone B (one past the last) with weight 0; skinning
+    gives that index an identity matrix, so gathers need no masking.
+    """
+    v = model.vertices
+    weights = np.where(v.bone_indices >= 0, v.bone_weights, 0.0).astype(np.float32)
+    order = np.argsort(-weights, axis=1, kind="stable")
+    weights = np.take_along_axis(weights, order, axis=1)
+    bones = np.take_along_axis(v.bone_indices, order, axis=1).astype(np.int64)
+    used = max(int((weights > 0).sum(axis=1).max(initial=1)), 1)
+    weights, bones = weights[:, :used], bones[:, :used]
+    bones[weights <= 0] = len(model.bones)
+    return np.ascontiguousarray(bones), np.ascontiguousarray(weights)
+
+
+def _finite(what: str, value) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise PoseError(f"{what} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise PoseError(f"{what} is {number}; it must be a finite number")
+    return number
+
+
+def _names(names: list[str]) -> str:
+    if not names:
+        return "(none)"
+    shown = ", ".join(names[:_LISTED])
+    return shown if len(names) <= _LISTED else f"{shown}, ... ({len(names)} in all)"
+
+
+__all__ = ["POSE_PARAMETERS", "MorphMapping", "Poser", "pose_model"]
