@@ -1,0 +1,544 @@
+"""Draws a posed model into an RGBA image, MMD's way.
+
+The renderer issues GL calls on a context it is given (see
+:mod:`mmdrender.gl.context`); it never creates one. A :class:`Renderer` owns
+the programs and framebuffers for one image size; :meth:`Renderer.prepare`
+uploads one model's static data (faces, textures) into a :class:`ModelScene`,
+whose :meth:`ModelScene.draw` writes the pose's vertex arrays and draws.
+
+Draw semantics, as in MMD: materials in file order; depth test (LEQUAL) and
+depth writes on for every material; alpha blending for every material; back
+faces culled unless the material is double-sided (two-sided lighting then
+flips the normal of back faces); fragments whose alpha is below 1/255
+discarded (so cut-out texels leave no hole in later materials' depth);
+materials whose diffuse alpha is 0 after morphs (below 1/255) not drawn at
+all (that is how expression overlays are hidden). Outlines (MMD's edges) and
+shadows are not drawn. Lighting works on the stored 8-bit sRGB values
+directly, as MMD does; see the shaders for the formulas.
+
+Speed: llvmpipe tests depth before shading only for shaders that never
+discard, so each material is drawn with a shader variant that has just what
+it needs: the alpha test only when its texture has (near-)transparent texels
+or its alpha is tiny, two-sided lighting only when double-sided, specular only
+when it has some. Variants give the same pixels as the full shader would.
+
+Images: a multisampled framebuffer, blended in premultiplied alpha onto
+(0, 0, 0, 0) and resolved into a plain one, read back, flipped to first row =
+top and un-premultiplied, so every pixel the character does not touch is
+exactly (0, 0, 0, 0).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from importlib import resources
+
+import moderngl
+import numpy as np
+
+from mmdrender.camera import Camera
+from mmdrender.errors import RenderError, TextureError
+from mmdrender.gl.context import collect, unbind_framebuffer
+from mmdrender.model import Model, SphereMode, TextureRef
+from mmdrender.posed import PosedModel
+from mmdrender.textures import load_texture
+
+SHADINGS = ("phong", "toon")
+ALPHA_VISIBLE = 1.0 / 255.0  # below this a fragment is discarded, a material skipped
+
+# Texture units; the toon program reads all three, phong only the first.
+_DIFFUSE_UNIT, _SPHERE_UNIT, _TOON_UNIT = 0, 1, 2
+_MATERIAL_BLOCK = 0
+_MATERIAL_VEC4S = 9  # the std140 Material block in the shaders: 8 vec4 + 1 ivec4
+# Materials whose lowest possible alpha is at least this are drawn without the
+# alpha test: no fragment of theirs can fall below 1/255, even with filtering
+# error, and llvmpipe tests depth early for shaders that never discard.
+_NO_TEST_ALPHA = np.float32(2.0 / 255.0)
+
+
+def load_shader(name: str, defines: tuple[str, ...] = ()) -> str:
+    """The source of ``mmdrender/gl/shaders/<name>`` (installed as package data).
+
+    ``defines`` are inserted as ``#define NAME 1`` lines after the ``#version`` line.
+    """
+    source = resources.files("mmdrender.gl").joinpath("shaders", name).read_text(encoding="utf-8")
+    if not defines:
+        return source
+    version, _, rest = source.partition("\n")
+    return "\n".join([version, *(f"#define {flag} 1" for flag in defines), rest])
+
+
+@dataclass(frozen=True)
+class Lights:
+    """One white ambient light and one white directional light.
+
+    ``direction`` is where the directional light *shines* (default along -z,
+    from the viewer towards the character's front, which minimises shadows).
+    Magnitudes multiply 8-bit sRGB colours directly (as MMD does).
+    """
+
+    ambient: float = 0.5
+    directional: float = 0.5
+    direction: tuple[float, float, float] = (0.0, 0.0, -1.0)
+
+    def __post_init__(self):
+        try:
+            direction = tuple(float(c) for c in self.direction)
+            values = (float(self.ambient), float(self.directional), *direction)
+        except (TypeError, ValueError):
+            raise ValueError(f"Lights needs numbers and a 3-vector direction, not {self}") from None
+        if len(direction) != 3 or not all(math.isfinite(v) for v in values):
+            raise ValueError(f"Lights needs finite numbers and a 3-vector direction, not {self}")
+        object.__setattr__(self, "direction", direction)
+        if self.ambient < 0 or self.directional < 0:
+            raise ValueError(f"light magnitudes must not be negative: {self}")
+        if math.hypot(*self.direction) == 0:
+            raise ValueError("Lights.direction must not be the zero vector")
+
+    @classmethod
+    def sample(cls, rng, version: str = "tha1") -> Lights:
+        """Random lights as the papers sampled them, from ``rng`` (a Generator or a seed).
+
+        ``"tha1"``: ambient uniform in [0.5, 1.2], directional 0.5.
+        ``"tha2"``: ambient uniform in [0.5, 0.75], directional in [0.5, 1.25].
+        """
+        rng = np.random.default_rng(rng)
+        if version == "tha1":
+            return cls(ambient=float(rng.uniform(0.5, 1.2)))
+        if version == "tha2":
+            ambient = float(rng.uniform(0.5, 0.75))
+            return cls(ambient=ambient, directional=float(rng.uniform(0.5, 1.25)))
+        raise ValueError(f"unknown light sampling {version!r}; expected 'tha1' or 'tha2'")
+
+    @property
+    def towards_light(self) -> tuple[float, float, float]:
+        """Unit vector from a surface towards the light (minus ``direction``)."""
+        length = math.hypot(*self.direction)
+        return tuple(-float(c) / length for c in self.direction)
+
+
+class Renderer:
+    """Programs and framebuffers for ``size`` x ``size`` images on a given context.
+
+    Parameters
+    ----------
+    ctx : the moderngl context (from :func:`mmdrender.gl.context.get_context`).
+    size : image side in pixels.
+    samples : MSAA samples; clipped to what the context supports, 0 for none.
+    shading : ``"phong"`` (the dataset's default) or ``"toon"`` (MMD-like).
+    lights : default lights for draws that do not pass their own.
+    """
+
+    def __init__(
+        self,
+        ctx: moderngl.Context,
+        size: int = 256,
+        samples: int = 4,
+        shading: str = "phong",
+        lights: Lights | None = None,
+    ):
+        if shading not in SHADINGS:
+            raise ValueError(f"unknown shading {shading!r}; expected one of {SHADINGS}")
+        if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 1:
+            raise ValueError(f"size must be a positive int, not {size!r}")
+        if isinstance(samples, bool) or not isinstance(samples, int | np.integer) or samples < 0:
+            raise ValueError(f"samples must be a non-negative int, not {samples!r}")
+        self.ctx = ctx
+        self.size = int(size)
+        self.shading = shading
+        self.lights = lights if lights is not None else Lights()
+        self._objects: list = []
+        self._programs: dict[tuple[bool, bool, bool], moderngl.Program] = {}
+        self.program((True, True, True))  # compile now: shader errors surface here
+        self.samples = self._make_framebuffers(min(int(samples), ctx.max_samples))
+        alignment = int(ctx.info.get("GL_UNIFORM_BUFFER_OFFSET_ALIGNMENT", 256))
+        self.material_stride = -(-_MATERIAL_VEC4S * 16 // alignment) * alignment
+
+    def program(self, variant: tuple[bool, bool, bool]) -> moderngl.Program:
+        """The shading program for ``(alpha_test, two_sided, specular)``, compiled once."""
+        program = self._programs.get(variant)
+        if program is not None:
+            return program
+        defines = tuple(name for name, on in zip(("ALPHA_TEST", "TWO_SIDED", "SPECULAR"),
+                                                 variant, strict=True) if on)
+        try:
+            program = self.ctx.program(
+                vertex_shader=load_shader("mesh.vert.glsl"),
+                fragment_shader=load_shader(f"{self.shading}.frag.glsl", defines),
+            )
+        except moderngl.Error as error:
+            raise RenderError(f"cannot compile the {self.shading} shaders: {error}") from error
+        self._objects.append(program)
+        program["diffuse_texture"].value = _DIFFUSE_UNIT
+        if self.shading == "toon":
+            program["sphere_texture"].value = _SPHERE_UNIT
+            program["toon_texture"].value = _TOON_UNIT
+        program["Material"].binding = _MATERIAL_BLOCK
+        self._programs[variant] = program
+        return program
+
+    def _make_framebuffers(self, samples: int) -> int:
+        """The (multisampled) target and the plain one it resolves into; returns samples used."""
+        ctx, shape = self.ctx, (self.size, self.size)
+        while True:
+            made = []
+            try:
+                made.append(ctx.renderbuffer(shape, components=4, samples=samples))
+                made.append(ctx.depth_renderbuffer(shape, samples=samples))
+                made.append(ctx.framebuffer(color_attachments=[made[0]], depth_attachment=made[1]))
+            except moderngl.Error as error:
+                for obj in reversed(made):
+                    obj.release()
+                if samples == 0:
+                    raise RenderError(f"cannot create a {self.size}x{self.size} framebuffer: "
+                                      f"{error}") from error
+                samples = 0  # multisampling unsupported here: draw without it
+                continue
+            self._objects += made
+            self.target = made[2]
+            break
+        if samples:
+            colour = ctx.renderbuffer(shape, components=4)
+            self.resolved = ctx.framebuffer(color_attachments=[colour])
+            self._objects += [colour, self.resolved]
+        else:
+            self.resolved = self.target
+        return samples
+
+    def prepare(self, model: Model) -> ModelScene:
+        """Upload ``model``'s faces and textures; the scene draws any pose of it."""
+        collect(self.ctx)
+        return ModelScene(self, model)
+
+    def release(self) -> None:
+        """Free the programs and framebuffers (release the scenes first)."""
+        unbind_framebuffer(self.ctx)  # never leave a deleted framebuffer bound
+        for obj in reversed(self._objects):
+            obj.release()
+        self._objects.clear()
+        self._programs.clear()
+
+    def __enter__(self) -> Renderer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def read(self) -> np.ndarray:
+        """The image drawn: (size, size, 4) uint8 sRGB RGBA, straight alpha, first row = top.
+
+        Resolves the multisampled target, reads it back, flips the rows (GL's
+        first row is the bottom) and un-premultiplies: rgb = round(rgb * 255 / a)
+        (halves up), and (0, 0, 0, 0) wherever a = 0.
+        """
+        if self.samples:
+            self.ctx.copy_framebuffer(self.resolved, self.target)
+        size = self.size
+        pixels = bytearray(size * size * 4)
+        self.resolved.read_into(pixels, components=4, alignment=1)
+        # One uint32 per pixel, bytes R, G, B, A in memory order.
+        packed = np.frombuffer(pixels, np.uint32).reshape(size, size)[::-1].copy()
+        alpha = packed.view(np.uint8).reshape(size, size, 4)[..., 3]
+        packed *= alpha != 0  # the background is exactly (0, 0, 0, 0)
+        flat = packed.view(np.uint8).reshape(-1, 4)
+        partial = np.flatnonzero((alpha.reshape(-1) - np.uint8(1)) < 254)  # 0 < a < 255
+        if partial.size:
+            chosen = flat[partial]
+            chosen[:, :3] = _UNPREMULTIPLY[chosen[:, 3:4], chosen[:, :3]]
+            flat[partial] = chosen
+        return packed.view(np.uint8).reshape(size, size, 4)
+
+
+def _unpremultiply_table() -> np.ndarray:
+    """(256, 256) uint8: [a, c] = round(c * 255 / a) (halves up, at most 255); [0, c] = 0."""
+    a = np.arange(256, dtype=np.int64)[:, None]
+    c = np.arange(256, dtype=np.int64)[None, :]
+    table = np.minimum((2 * 255 * c + a) // np.maximum(2 * a, 1), 255)
+    table[0] = 0
+    return table.astype(np.uint8)
+
+
+_UNPREMULTIPLY = _unpremultiply_table()
+
+
+@dataclass(frozen=True)
+class _DrawCall:
+    """One material's static draw state."""
+
+    material: int
+    first: int  # first index (3 per triangle)
+    count: int  # number of indices
+    double_sided: bool
+    textures: tuple  # (diffuse, sphere, toon); sphere and toon are None for phong
+
+
+class ModelScene:
+    """One model's GPU data on a renderer: faces, textures and dynamic vertex buffers.
+
+    Draw any :class:`PosedModel` of the same model with :meth:`draw`; free the
+    GPU objects with :meth:`release` (or use the scene as a context manager).
+    ``warnings`` lists textures that could not be decoded or uploaded and were
+    replaced by neutral stand-ins.
+    """
+
+    def __init__(self, renderer: Renderer, model: Model):
+        self.renderer = renderer
+        self.model = model
+        self.warnings: list[str] = []
+        self._objects: list = []
+        self._vaos: dict[tuple[bool, bool, bool], moderngl.VertexArray] = {}
+        self._released = False
+        self._material_bytes = b""  # the uniform block as last uploaded
+        self._visible = self._alpha_test = self._specular = np.zeros(0, bool)
+        try:
+            self._upload(renderer.ctx, renderer, model)
+        except Exception:
+            self.release()
+            raise
+
+    def _keep(self, obj):
+        self._objects.append(obj)
+        return obj
+
+    def _upload(self, ctx: moderngl.Context, renderer: Renderer, model: Model) -> None:
+        count = len(model.vertices)
+        size = max(count, 1)  # GL buffers cannot be empty
+        self._positions = self._keep(ctx.buffer(reserve=size * 12, dynamic=True))
+        self._normals = self._keep(ctx.buffer(reserve=size * 12, dynamic=True))
+        self._uvs = self._keep(ctx.buffer(reserve=size * 8, dynamic=True))
+        extra = model.vertices.extra_uvs
+        if extra.ndim == 3 and extra.shape[0] == count and extra.shape[1] > 0:
+            sub_uvs = extra[:, 0, :2]
+        else:
+            sub_uvs = np.zeros((size, 2), np.float32)
+        self._sub_uvs = self._keep(ctx.buffer(np.ascontiguousarray(sub_uvs, dtype=np.float32)))
+        faces = np.ascontiguousarray(model.faces, dtype=np.int32)
+        self._indices = self._keep(ctx.buffer(faces if faces.size else np.zeros(3, np.int32)))
+        materials = model.materials
+        self._material_buffer = self._keep(ctx.buffer(
+            reserve=max(len(materials), 1) * renderer.material_stride, dynamic=True))
+
+        cache: dict = {}
+        toon = renderer.shading == "toon"
+        self._modes = np.zeros((len(materials), 4), np.int32)
+        self._texture_alpha = np.ones(len(materials), np.float32)  # lowest texture alpha
+        self._calls: list[_DrawCall] = []
+        for i, m in enumerate(materials):
+            has_texture = _found(m.texture)
+            has_sphere = toon and m.sphere_mode != SphereMode.NONE and _found(m.sphere)
+            has_toon = toon and _found(m.toon)
+            sphere_role = "sphere_add" if m.sphere_mode == SphereMode.ADD else "sphere_multiply"
+            diffuse, lowest = self._texture(ctx, m.texture if has_texture else None, "diffuse",
+                                            cache)
+            sphere = toon_texture = None
+            if toon:  # phong samples only the diffuse texture
+                sphere, _ = self._texture(ctx, m.sphere if has_sphere else None, sphere_role,
+                                          cache)
+                toon_texture, _ = self._texture(ctx, m.toon if has_toon else None, "toon", cache)
+            self._modes[i] = (has_texture, int(m.sphere_mode) if has_sphere else 0, has_toon, 0)
+            self._texture_alpha[i] = lowest if has_texture else 1.0
+            if m.face_count > 0:
+                self._calls.append(_DrawCall(i, 3 * m.face_start, 3 * m.face_count,
+                                             m.double_sided, (diffuse, sphere, toon_texture)))
+
+    def _texture(self, ctx: moderngl.Context, ref: TextureRef | None, role: str, cache: dict):
+        """(GL texture, lowest alpha in [0, 1]) for ``ref`` in ``role``, shared between materials.
+
+        ``ref`` None gives the role's 1x1 placeholder: the shader ignores it, but
+        every sampler needs a texture bound.
+        """
+        sampler = "toon" if role == "toon" else "sphere" if role.startswith("sphere") else "image"
+        key = (sampler, _texture_key(ref)) if ref is not None else (role, None)
+        if key in cache:
+            return cache[key]
+        try:
+            pixels = load_texture(ref, role)
+        except TextureError as error:
+            self.warnings.append(f"{error}; drawn without it")
+            pixels = load_texture(None, role)
+        height, width = pixels.shape[:2]
+        try:
+            texture = ctx.texture((width, height), 4, np.ascontiguousarray(pixels), alignment=1)
+        except moderngl.Error as error:  # e.g. larger than GL_MAX_TEXTURE_SIZE
+            self.warnings.append(f"{ref.path if ref else role}: cannot upload a {width}x{height} "
+                                 f"texture ({error}); drawn without it")
+            pixels = load_texture(None, role)
+            texture = ctx.texture((1, 1), 4, np.ascontiguousarray(pixels), alignment=1)
+        self._keep(texture)
+        if sampler == "image":
+            texture.build_mipmaps()  # MMD's samplers wrap and mip-map
+            texture.filter = (moderngl.LINEAR_MIPMAP_LINEAR, moderngl.LINEAR)
+        else:
+            # Indexed by N.L (toon) or the normal (sphere): clamp, so the ends do not wrap.
+            texture.repeat_x = texture.repeat_y = False
+            texture.filter = (moderngl.LINEAR, moderngl.LINEAR)
+        cache[key] = (texture, float(pixels[..., 3].min()) / 255.0)
+        return cache[key]
+
+    def _vao(self, variant: tuple[bool, bool, bool]) -> moderngl.VertexArray:
+        vao = self._vaos.get(variant)
+        if vao is None:
+            vao = self._vaos[variant] = self._keep(self.renderer.ctx.vertex_array(
+                self.renderer.program(variant),
+                [(self._positions, "3f", "in_position"), (self._normals, "3f", "in_normal"),
+                 (self._uvs, "2f", "in_uv"), (self._sub_uvs, "2f", "in_sub_uv")],
+                index_buffer=self._indices, index_element_size=4,
+                skip_errors=True,  # phong does not read in_sub_uv
+            ))
+        return vao
+
+    def draw(self, posed: PosedModel, camera: Camera, lights: Lights | None = None) -> np.ndarray:
+        """Render one pose of the scene's model through ``camera``.
+
+        Returns
+        -------
+        (size, size, 4) uint8: sRGB RGBA with straight alpha, first row = top;
+        pixels the character does not cover are exactly (0, 0, 0, 0).
+        """
+        if self._released:
+            raise RenderError("this ModelScene has been released")
+        renderer, ctx = self.renderer, self.renderer.ctx
+        if posed.model is not self.model and posed.model.faces is not self.model.faces:
+            raise RenderError("the posed model is not the model this scene was prepared for")
+        if camera.size != renderer.size:
+            raise RenderError(f"the camera is for {camera.size}-pixel images, the renderer "
+                              f"draws {renderer.size}-pixel ones")
+        count = len(self.model.vertices)
+        positions = _vertex_array(posed.positions, (count, 3), "positions")
+        normals = _vertex_array(posed.normals, (count, 3), "normals")
+        uvs = _vertex_array(posed.uvs, (count, 2), "uvs")
+        depth_range = (0.0, 0.0)
+        if count:
+            z = positions[:, 2]
+            depth_range = (float(z.min()), float(z.max()))
+            if not (math.isfinite(depth_range[0]) and math.isfinite(depth_range[1])):
+                raise RenderError(f"{self.model.path}: the posed positions are not finite")
+        self._positions.write(positions)
+        self._normals.write(normals)
+        self._uvs.write(uvs)
+        self._write_materials(posed.materials)
+
+        lights = lights if lights is not None else renderer.lights
+        to_light = np.array(lights.towards_light, np.float32)
+        half = to_light + np.array([0.0, 0.0, 1.0], np.float32)  # the viewer is at +z
+        half_length = float(np.linalg.norm(half))
+        half = half / half_length if half_length > 1e-6 else np.array([0, 0, 1], np.float32)
+        uniforms = {
+            "mvp": np.ascontiguousarray(camera.projection(depth_range).T).tobytes(),
+            "light_ambient": np.float32(lights.ambient).tobytes(),
+            "light_directional": np.float32(lights.directional).tobytes(),
+            "light_to": to_light.tobytes(),
+            "light_half": half.astype(np.float32).tobytes(),
+        }
+
+        target = renderer.target
+        target.use()
+        target.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
+        ctx.enable_only(moderngl.DEPTH_TEST | moderngl.BLEND)
+        ctx.depth_func = "<="
+        ctx.blend_func = moderngl.ONE, moderngl.ONE_MINUS_SRC_ALPHA
+        ctx.blend_equation = moderngl.FUNC_ADD
+        ctx.front_face = "ccw"
+        ctx.cull_face = "back"
+        culling = False
+        prepared: set = set()
+        stride = renderer.material_stride
+        for call in self._calls:
+            i = call.material
+            if not self._visible[i]:
+                continue
+            variant = (bool(self._alpha_test[i]), call.double_sided, bool(self._specular[i]))
+            vao = self._vao(variant)
+            if variant not in prepared:
+                program = vao.program
+                for name, data in uniforms.items():
+                    if name in program:
+                        program[name].write(data)
+                prepared.add(variant)
+            if call.double_sided == culling:
+                culling = not call.double_sided
+                (ctx.enable if culling else ctx.disable)(moderngl.CULL_FACE)
+            diffuse, sphere, toon = call.textures
+            diffuse.use(_DIFFUSE_UNIT)
+            if sphere is not None:
+                sphere.use(_SPHERE_UNIT)
+                toon.use(_TOON_UNIT)
+            self._material_buffer.bind_to_uniform_block(
+                _MATERIAL_BLOCK, offset=i * stride, size=_MATERIAL_VEC4S * 16)
+            vao.render(moderngl.TRIANGLES, vertices=call.count, first=call.first)
+        ctx.disable(moderngl.CULL_FACE)
+        image = renderer.read()
+        error = ctx.error
+        if error != "GL_NO_ERROR":
+            raise RenderError(f"{self.model.path}: OpenGL reported {error} while drawing")
+        return image
+
+    def _write_materials(self, state) -> None:
+        """Upload the per-material uniform block (when it changed); derive how each draws."""
+        count = len(self.model.materials)
+        stride = self.renderer.material_stride // 4
+        block = np.zeros((max(count, 1), stride), np.float32)
+        try:
+            diffuse = np.asarray(state.diffuse, np.float32).reshape(count, 4)
+            specular = np.asarray(state.specular, np.float32).reshape(count, 3)
+            power = np.asarray(state.specular_power, np.float32).reshape(count)
+            tex_multiply = np.asarray(state.texture_multiply, np.float32).reshape(count, 4)
+            tex_add = np.asarray(state.texture_add, np.float32).reshape(count, 4)
+            block[:count, 0:4] = diffuse
+            block[:count, 4:7] = specular
+            block[:count, 7] = power
+            block[:count, 8:12] = tex_multiply
+            block[:count, 12:16] = tex_add
+            block[:count, 16:20] = state.sphere_multiply
+            block[:count, 20:24] = state.sphere_add
+            block[:count, 24:28] = state.toon_multiply
+            block[:count, 28:32] = state.toon_add
+        except ValueError as error:
+            raise RenderError(f"{self.model.path}: the material state does not fit the model's "
+                              f"{count} materials: {error}") from error
+        block[:count, 32:36] = self._modes.view(np.float32)  # the ivec4, bit for bit
+        data = block.tobytes()
+        if data != self._material_bytes:
+            self._material_buffer.write(data)
+            self._material_bytes = data
+
+        alpha = diffuse[:, 3]
+        # Texture alpha after the factors spans [lowest, 1] * multiply + add (monotonic).
+        has_texture = self._modes[:, 0] != 0
+        a_mul, a_add = tex_multiply[:, 3], tex_add[:, 3]
+        low = np.minimum(self._texture_alpha * a_mul + a_add, a_mul + a_add)
+        low = np.where(has_texture, np.clip(low, 0.0, 1.0), 1.0)
+        with np.errstate(invalid="ignore"):
+            self._visible = alpha >= np.float32(ALPHA_VISIBLE)
+            self._alpha_test = ~(alpha * low >= _NO_TEST_ALPHA)
+            self._specular = (power > 0) & (specular > 0).any(axis=1)
+
+    def release(self) -> None:
+        """Free this scene's buffers and textures."""
+        for obj in reversed(self._objects):
+            obj.release()
+        self._objects.clear()
+        self._vaos.clear()
+        self._released = True
+
+    def __enter__(self) -> ModelScene:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _found(ref: TextureRef | None) -> bool:
+    return ref is not None and ref.found
+
+
+def _texture_key(ref: TextureRef):
+    return ref.path if ref.path is not None else ("shared toon", ref.shared_toon)
+
+
+def _vertex_array(values, shape: tuple[int, int], name: str) -> np.ndarray:
+    array = np.ascontiguousarray(values, dtype=np.float32)
+    if array.shape != shape:
+        raise RenderError(f"posed {name} have shape {array.shape}, expected {shape}")
+    return array

@@ -1,0 +1,69 @@
+#version 330 core
+// Phong shading as the dataset specification (section 5) describes it.
+//
+//   base   = material diffuse RGB * texture RGB
+//   colour = base * (ambient + directional * max(N.L, 0))
+//          + material specular * directional * max(N.H, 0)^power   (power > 0)
+//   alpha  = material alpha * texture alpha
+//
+// The material's diffuse colour is also its ambient coefficient, so a surface
+// facing the viewer under the default lights (0.5 ambient + 0.5 along -z)
+// shows exactly its texture colour. As in MMD, the arithmetic is done on the
+// stored 8-bit sRGB values directly, not in linear light.
+// The output is premultiplied (rgb * a, a) for ONE, ONE_MINUS_SRC_ALPHA blending.
+//
+// The renderer compiles variants by defining, after the #version line:
+//   ALPHA_TEST  discard fragments with alpha < 1/255 (left out for materials
+//               that cannot produce one, so llvmpipe can test depth early);
+//   TWO_SIDED   light back faces with the flipped normal (double-sided materials);
+//   SPECULAR    add the specular term (materials with power > 0 and a colour).
+
+layout(std140) uniform Material {
+    vec4 diffuse;           // RGBA after material morphs
+    vec4 specular;          // RGB, specular power
+    vec4 texture_multiply;  // texture sample * multiply + add
+    vec4 texture_add;
+    vec4 sphere_multiply;
+    vec4 sphere_add;
+    vec4 toon_multiply;
+    vec4 toon_add;
+    ivec4 modes;            // has texture, sphere mode, has toon, unused
+};
+
+uniform sampler2D diffuse_texture;
+uniform float light_ambient;
+uniform float light_directional;
+uniform vec3 light_to;    // unit vector from the surface towards the light
+uniform vec3 light_half;  // unit half vector of light_to and the view direction (+z)
+
+in vec3 v_normal;
+in vec2 v_uv;
+in vec2 v_sub_uv;
+
+out vec4 frag_colour;
+
+void main() {
+    vec4 tex = vec4(1.0);
+    if (modes.x != 0) {
+        tex = clamp(texture(diffuse_texture, v_uv) * texture_multiply + texture_add, 0.0, 1.0);
+    }
+    float alpha = diffuse.a * tex.a;
+#ifdef ALPHA_TEST
+    if (alpha < 1.0 / 255.0) {
+        discard;  // cut-outs leave no fringe in the depth buffer
+    }
+#endif
+    vec3 n = normalize(v_normal);
+#ifdef TWO_SIDED
+    if (!gl_FrontFacing) {
+        n = -n;  // two-sided lighting for double-sided materials
+    }
+#endif
+    vec3 base = diffuse.rgb * tex.rgb;
+    vec3 colour = base * (light_ambient + light_directional * max(dot(n, light_to), 0.0));
+#ifdef SPECULAR
+    colour += specular.rgb * light_directional * pow(max(dot(n, light_half), 0.0), specular.w);
+#endif
+    colour = clamp(colour, 0.0, 1.0);
+    frag_colour = vec4(colour * alpha, alpha);
+}

@@ -1,0 +1,85 @@
+#version 330 core
+// MMD-like toon shading: the fully lit material colour, times the texture,
+// times or plus the sphere map, times the toon ramp looked up by N.L, plus
+// Phong specular.
+//
+//   lit    = clamp(material diffuse RGB * (ambient + directional), 0, 1)
+//   colour = lit * texture RGB  (sphere: * sphere RGB or + sphere RGB)
+//          * toon(v = 0.5 - 0.5 * N.L)
+//          + material specular * directional * max(N.H, 0)^power   (power > 0)
+//   alpha  = material alpha * texture alpha
+//
+// Toon ramps are lit at the top row (N.L = 1), so a surface facing the viewer
+// under the default lights shows its texture colour, as in phong mode. As in
+// MMD, the arithmetic is done on the stored 8-bit sRGB values directly.
+// The output is premultiplied (rgb * a, a) for ONE, ONE_MINUS_SRC_ALPHA blending.
+//
+// The renderer compiles variants by defining, after the #version line:
+//   ALPHA_TEST  discard fragments with alpha < 1/255 (left out for materials
+//               that cannot produce one, so llvmpipe can test depth early);
+//   TWO_SIDED   light back faces with the flipped normal (double-sided materials);
+//   SPECULAR    add the specular term (materials with power > 0 and a colour).
+
+layout(std140) uniform Material {
+    vec4 diffuse;           // RGBA after material morphs
+    vec4 specular;          // RGB, specular power
+    vec4 texture_multiply;  // each texture's sample * multiply + add
+    vec4 texture_add;
+    vec4 sphere_multiply;
+    vec4 sphere_add;
+    vec4 toon_multiply;
+    vec4 toon_add;
+    ivec4 modes;            // has texture, sphere mode (0 none, 1 *, 2 +, 3 sub-texture), has toon, unused
+};
+
+uniform sampler2D diffuse_texture;
+uniform sampler2D sphere_texture;
+uniform sampler2D toon_texture;
+uniform float light_ambient;
+uniform float light_directional;
+uniform vec3 light_to;    // unit vector from the surface towards the light
+uniform vec3 light_half;  // unit half vector of light_to and the view direction (+z)
+
+in vec3 v_normal;
+in vec2 v_uv;
+in vec2 v_sub_uv;
+
+out vec4 frag_colour;
+
+void main() {
+    vec4 tex = vec4(1.0);
+    if (modes.x != 0) {
+        tex = clamp(texture(diffuse_texture, v_uv) * texture_multiply + texture_add, 0.0, 1.0);
+    }
+    float alpha = diffuse.a * tex.a;
+#ifdef ALPHA_TEST
+    if (alpha < 1.0 / 255.0) {
+        discard;  // cut-outs leave no fringe in the depth buffer
+    }
+#endif
+    vec3 n = normalize(v_normal);
+#ifdef TWO_SIDED
+    if (!gl_FrontFacing) {
+        n = -n;  // two-sided lighting for double-sided materials
+    }
+#endif
+    vec3 colour = clamp(diffuse.rgb * (light_ambient + light_directional), 0.0, 1.0) * tex.rgb;
+    if (modes.y != 0) {
+        // Sphere maps are indexed by the view-space normal; v = 0 is the top row.
+        vec2 sphere_uv = modes.y == 3 ? v_sub_uv : vec2(0.5 + 0.5 * n.x, 0.5 - 0.5 * n.y);
+        vec3 sphere = clamp(texture(sphere_texture, sphere_uv) * sphere_multiply + sphere_add,
+                            0.0, 1.0).rgb;
+        colour = modes.y == 2 ? colour + sphere : colour * sphere;
+    }
+    if (modes.z != 0) {
+        float ndl = dot(n, light_to);
+        vec3 toon = clamp(texture(toon_texture, vec2(0.5, 0.5 - 0.5 * ndl)) * toon_multiply
+                          + toon_add, 0.0, 1.0).rgb;
+        colour *= toon;
+    }
+#ifdef SPECULAR
+    colour += specular.rgb * light_directional * pow(max(dot(n, light_half), 0.0), specular.w);
+#endif
+    colour = clamp(colour, 0.0, 1.0);
+    frag_colour = vec4(colour * alpha, alpha);
+}
