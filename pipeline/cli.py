@@ -1,11 +1,151 @@
-"""The ``pipeline`` command line: index, splits, dataset runs, verification."""
+"""The ``pipeline`` command line: index, splits, dataset runs, verification.
+
+Every command exits with status 1 and prints ``error: ...`` (for a bad index:
+every problem, one per line, with its line number and column) when its input
+is not usable; it never prints a traceback for a problem the user can fix.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import sys
+from pathlib import Path
+
 import click
+
+from pipeline.errors import PipelineError
+from pipeline.index import (
+    DEFAULT_INDEX,
+    SPLITS,
+    append_entries,
+    read_index,
+    sample_entries,
+    scan_entries,
+    write_index,
+)
+from pipeline.splits import (
+    DEFAULT_FRACTIONS,
+    DEFAULT_SEED,
+    assign_splits,
+    parse_fractions,
+    split_counts,
+)
+
+PROGRESS_MIN_FILES = 20  # fewer files than this hash too quickly for a bar to help
+SAMPLE_FRACTIONS = (0.6, 0.2, 0.2)  # 5 samples -> 3 train, 1 validation, 1 test
+SAMPLE_SEED = 0
+
+
+def reports_errors(command):
+    """Turn a PipelineError into ``error: ...`` on stderr and exit status 1."""
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except PipelineError as error:
+            click.echo(f"error: {error}", err=True)
+            sys.exit(1)
+    return wrapper
+
+
+index_option = click.option(
+    "--index", "index_path", type=click.Path(dir_okay=False, path_type=Path),
+    default=str(DEFAULT_INDEX), show_default=True, help="The models index (CSV).")
 
 
 @click.group()
 @click.version_option(package_name="tha-data-engine")
 def main():
     """Build THA-style datasets from a library of MMD models."""
+
+
+@main.command()
+@click.argument("folder", metavar="DIR",
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@index_option
+@click.option("--root", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Models root that stored paths are relative to; DIR must lie inside it. "
+                   "[default: DIR]")
+@reports_errors
+def scan(folder: Path, index_path: Path, root: Path | None):
+    """Add every .pmx/.pmd under DIR that the index lacks (status auto).
+
+    The source of a model (what splits group by) is the first folder below
+    DIR on its path; files directly in DIR share DIR's own name as source.
+    Existing rows are kept byte for byte; new rows are appended in path order.
+    """
+    root = root or folder
+    existing = read_index(index_path) if index_path.exists() else []
+
+    def progress(items):
+        if len(items) < PROGRESS_MIN_FILES:
+            return contextlib.nullcontext(items)
+        return click.progressbar(items, label="hashing model files", file=sys.stderr)
+
+    new, present = scan_entries(folder, root, existing, progress=progress)
+    if new or not index_path.exists():
+        append_entries(index_path, new)
+    click.echo(f"{index_path}: added {len(new)} model(s), {len(present)} already indexed; "
+               f"paths are relative to {root} (pass it as the models root, e.g. "
+               f"THA_MODELS_ROOT={root})")
+
+
+@main.command()
+@index_option
+@click.option("--fractions", default=",".join(map(str, DEFAULT_FRACTIONS)), show_default=True,
+              help="Target share of models for train,validation,test; sums to 1.")
+@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True,
+              help="Decides which sources go where; the same seed gives the same splits.")
+@click.option("--reassign", is_flag=True,
+              help="Assign every row anew, ignoring splits already in the index.")
+@reports_errors
+def split(index_path: Path, fractions: str, seed: int, reassign: bool):
+    """Assign train/validation/test by source, so no source spans two splits.
+
+    Rejected models get no split; rows that already have one keep it unless
+    --reassign.
+    """
+    targets = parse_fractions(fractions)
+    entries = read_index(index_path)
+    result = assign_splits(entries, targets, seed=seed, reassign=reassign)
+    changed = sum(1 for old, new in zip(entries, result, strict=True) if old != new)
+    write_index(index_path, result)
+    click.echo(f"{index_path}: {changed} row(s) changed")
+    echo_counts(result)
+
+
+def echo_counts(entries) -> None:
+    counts = split_counts(entries)
+    click.echo(f"  {'split':<12}{'models':>8}{'sources':>9}")
+    for name in (*SPLITS, ""):
+        if name in counts:
+            label = name or "(none)"
+            click.echo(f"  {label:<12}{counts[name].models:>8}{counts[name].sources:>9}")
+
+
+@main.command("index-samples")
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--samples-dir", type=click.Path(file_okay=False, path_type=Path),
+              default="out/samples", show_default=True,
+              help="Where the sample characters are written; stored paths are relative to it.")
+@reports_errors
+def index_samples(out: Path, samples_dir: Path):
+    """Write the sample characters and an index OUT describing them.
+
+    Rows are confirmed, with head bounds and morph names from the samples'
+    ground truth, and split 3 train / 1 validation / 1 test. The committed
+    models_index.csv is this command's output for the default --samples-dir.
+    """
+    from mmdrender.errors import MMDRenderError
+    from mmdrender.samples import write_samples  # numpy geometry: load only when used
+
+    try:
+        write_samples(samples_dir)
+    except (MMDRenderError, OSError) as error:
+        raise PipelineError(f"cannot write the sample characters to {samples_dir}: "
+                            f"{error}") from None
+    entries = assign_splits(sample_entries(samples_dir), SAMPLE_FRACTIONS, seed=SAMPLE_SEED)
+    write_index(out, entries)
+    click.echo(f"{out}: {len(entries)} sample model(s), paths relative to {samples_dir}")
+    echo_counts(entries)
