@@ -1,0 +1,736 @@
+"""HDF5 shards of (rest, expression, posed) triples, their manifest, and the reader.
+
+One file per shard, each of one split. A shard holds:
+
+=================  ==================  ==========================================
+``rest``           (M, S, S, 4) uint8  one rest image per model (spec section 4a)
+``expression``     (N, S, S, 4) uint8  morphs only (4b)
+``posed``          (N, S, S, 4) uint8  morphs and rotations (4c)
+``pose``           (N, P) float32      columns named by the ``schema`` attribute
+``model``          (N,) int32          row of the model table
+``example``        (N,) int32          example index within its model (regenerable
+                                       with :func:`pipeline.poses.sample_example`)
+``models/*``       (M,)                model table, parallel datasets: ``model_id``,
+                                       ``sha256``, ``wink_left``, ``wink_right``,
+                                       ``mouth_open`` (str, "" = none),
+                                       ``head_top_y``, ``head_bottom_y`` (float64),
+                                       ``both_eyes_wink`` (bool: one-eye winks
+                                       were realised through the both-eyes morph)
+=================  ==================  ==========================================
+
+Root attributes: ``format_version``, ``schema`` (JSON of
+:meth:`~pipeline.poses.PoseSchema.to_dict`), ``image_size``, ``renderer``
+(JSON: lights, shading, samples), ``dataset_seed``, ``package_version``,
+``split``. Images are RGBA sRGB, straight alpha, background exactly (0,0,0,0).
+
+Compression: one image per chunk, ``(1, S, S, 4)``, gzip level 4, a filter
+built into every HDF5, so plain h5py reads the files without plugins.
+Measured by ``bench/shards.py`` on real renders (256x256; rest, expression
+and posed images of the 13 shared real models and the 5 sample characters,
+306 images, 76.5 MiB raw, 36% character pixels), one core, best of 3:
+
+===============  =====  ==========  =========  =========
+filter           ratio  write MB/s  read MB/s  KiB/image
+===============  =====  ==========  =========  =========
+none             1.00   1027        9306       256.1
+lzf              4.22   412         559        60.7
+gzip 1           5.23   216         659        49.0
+gzip 1+shuffle   5.23   216         660        49.0
+gzip 4           5.64   147         456        45.4
+gzip 4+shuffle   5.64   148         459        45.4
+gzip 6           5.70   99          469        44.9
+gzip 9           5.74   48          481        44.6
+===============  =====  ==========  =========  =========
+
+Shuffle changes nothing for one-byte elements, so it is left out. gzip 4 is
+8% smaller than gzip 1 (THA1's ~1.05M images: ~45 GiB against ~49 GiB) and
+still writes ~560 images/s per core, far above the renderer's rate; higher
+levels gain under 1% at a third of the speed. Reading (~1,800 images/s per
+core) is not the trainer's bottleneck. The whole :class:`ShardWriter` path,
+validation and sync included, measured 250-330 images/s; the reader 250-500
+examples/s (three images each, random order) on a busy two-core machine.
+
+Writers are single-process: workers write their own shards, and
+:func:`write_manifest` lists them all, last. Every file is written as
+``<name>.tmp`` and renamed into place with :func:`os.replace` once complete.
+
+The reader (:func:`open_dataset`) opens files lazily, read-only and per
+process: a :class:`Dataset` may be handed to ``fork``- or ``spawn``-started
+workers (a DataLoader's), and each reopens what it reads.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from pipeline.errors import PipelineError
+from pipeline.index import file_sha256
+from pipeline.poses import PoseSchema
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+SUFFIX = ".h5"
+COMPRESSION = {"compression": "gzip", "compression_opts": 4}
+_STRING = h5py.string_dtype("utf-8")
+_MODEL_STRINGS = ("model_id", "sha256", "wink_left", "wink_right", "mouth_open")
+_MODEL_FLOATS = ("head_top_y", "head_bottom_y")
+_ATTRIBUTES = ("format_version", "schema", "image_size", "renderer", "dataset_seed",
+               "package_version", "split")
+# Dataset-level attributes every shard of a dataset must agree on.
+_SHARED = ("format_version", "schema", "image_size", "renderer", "dataset_seed",
+           "package_version")
+_LISTED = 10  # problems of one kind quoted by verify_shard before summarising
+
+
+def package_version() -> str:
+    """The installed tha-data-engine version, or ``"unknown"`` when not installed."""
+    try:
+        return metadata.version("tha-data-engine")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class ShardModel:
+    """One row of a shard's model table.
+
+    Morph names are the model's own (Japanese) names; ``None`` when the model
+    lacks the morph. ``both_eyes_wink``: one-eye closing was realised through
+    the both-eyes morph (the model has no one-eye winks).
+    """
+
+    model_id: str
+    sha256: str
+    head_top_y: float
+    head_bottom_y: float
+    wink_left: str | None
+    wink_right: str | None
+    mouth_open: str | None
+    both_eyes_wink: bool = False
+
+    def __post_init__(self):
+        if not isinstance(self.model_id, str) or not self.model_id:
+            raise PipelineError(f"model_id must be a non-empty string, got {self.model_id!r}")
+        sha = self.sha256
+        if (not isinstance(sha, str) or len(sha) != 64
+                or any(c not in "0123456789abcdef" for c in sha)):
+            raise PipelineError(f"{self.model_id}: sha256 must be 64 lowercase hex digits, "
+                                f"got {sha!r}")
+        for field in _MODEL_FLOATS:
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+                raise PipelineError(f"{self.model_id}: {field} must be a number, got {value!r}")
+            if not math.isfinite(value):
+                raise PipelineError(f"{self.model_id}: {field} must be finite, got {value!r}")
+            object.__setattr__(self, field, float(value))
+        if not self.head_top_y > self.head_bottom_y:
+            raise PipelineError(f"{self.model_id}: head_top_y {self.head_top_y} must be above "
+                                f"head_bottom_y {self.head_bottom_y}")
+        for field in ("wink_left", "wink_right", "mouth_open"):
+            value = getattr(self, field)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise PipelineError(f"{self.model_id}: {field} must be a morph name or None, "
+                                    f"got {value!r}")
+        if not isinstance(self.both_eyes_wink, (bool, np.bool_)):
+            raise PipelineError(f"{self.model_id}: both_eyes_wink must be a bool")
+        object.__setattr__(self, "both_eyes_wink", bool(self.both_eyes_wink))
+
+
+def _check_image(image, size: int, what: str) -> np.ndarray:
+    """The image if it is (size, size, 4) uint8 with an exact (0,0,0,0) background."""
+    if not isinstance(image, np.ndarray):
+        raise PipelineError(f"{what}: expected a numpy array, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise PipelineError(f"{what}: dtype must be uint8, got {image.dtype}")
+    if image.shape != (size, size, 4):
+        raise PipelineError(f"{what}: shape must be ({size}, {size}, 4), got {image.shape}")
+    problem = _image_problem(image)
+    if problem:
+        raise PipelineError(f"{what}: {problem}")
+    return image
+
+
+def _image_problem(image: np.ndarray) -> str | None:
+    """What breaks the image rules (spec section 1), or None. ``image`` (S, S, 4) uint8."""
+    transparent = image[..., 3] == 0
+    if transparent.all():
+        return "no character: every pixel is transparent"
+    stray = int(np.count_nonzero(image[transparent][:, :3].any(axis=-1)))
+    if stray:
+        return f"background not (0,0,0,0): {stray} pixels have alpha 0 but a colour"
+    return None
+
+
+def _check_json(value, what: str) -> str:
+    try:
+        return json.dumps(value, sort_keys=True, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise PipelineError(f"{what} must be JSON-serialisable: {error}") from None
+
+
+def _check_split(split) -> str:
+    if not isinstance(split, str) or not split.isidentifier():
+        raise PipelineError(f"split must be a name such as 'train', got {split!r}")
+    return split
+
+
+class ShardWriter:
+    """Writes one shard, validating everything added; a context manager.
+
+    Written to ``<path>.tmp``; on a clean exit the file is flushed, synced and
+    renamed to ``path``. An exception inside the ``with`` block (or
+    :meth:`abort`) removes the tmp file and leaves no file at ``path``.
+
+    ``settings`` are the renderer settings (JSON-serialisable: lights, shading,
+    samples); ``size`` the image side in pixels.
+    """
+
+    def __init__(self, path: str | os.PathLike, schema: PoseSchema, size: int,
+                 settings: Mapping, seed: int, split: str):
+        self.path = Path(path)
+        if self.path.suffix != SUFFIX:
+            raise PipelineError(f"shard file name must end in {SUFFIX}: {self.path}")
+        if not isinstance(schema, PoseSchema):
+            raise PipelineError(f"schema must be a PoseSchema, got {type(schema).__name__}")
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size <= 0:
+            raise PipelineError(f"image size must be a positive integer, got {size!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise PipelineError(f"dataset seed must be a non-negative integer, got {seed!r}")
+        if not isinstance(settings, Mapping):
+            raise PipelineError(f"renderer settings must be a mapping, got {settings!r}")
+        self.schema = schema
+        self.size = int(size)
+        self.split = _check_split(split)
+        self._attrs = {
+            "format_version": FORMAT_VERSION,
+            "schema": _check_json(schema.to_dict(), "pose schema"),
+            "image_size": self.size,
+            "renderer": _check_json(dict(settings), "renderer settings"),
+            "dataset_seed": int(seed),
+            "package_version": package_version(),
+            "split": self.split,
+        }
+        self._models: list[ShardModel] = []
+        self._model_ids: set[str] = set()
+        self._poses: list[np.ndarray] = []
+        self._model_rows: list[int] = []
+        self._examples: list[int] = []
+        self._keys: set[tuple[int, int]] = set()
+        self.tmp_path = self.path.with_name(self.path.name + ".tmp")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = h5py.File(self.tmp_path, "w")
+        try:
+            s = self.size
+            for name in ("rest", "expression", "posed"):
+                self._file.create_dataset(name, shape=(0, s, s, 4), maxshape=(None, s, s, 4),
+                                          dtype=np.uint8, chunks=(1, s, s, 4), **COMPRESSION)
+        except BaseException:
+            self._discard()
+            raise
+        self.closed = False
+
+    def __enter__(self) -> ShardWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    @property
+    def models(self) -> int:
+        return len(self._models)
+
+    @property
+    def examples(self) -> int:
+        return len(self._examples)
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise PipelineError(f"shard {self.path.name} is already closed")
+
+    def _append(self, name: str, image: np.ndarray) -> None:
+        dataset = self._file[name]
+        n = dataset.shape[0]
+        dataset.resize(n + 1, axis=0)
+        dataset[n] = image
+
+    def add_model(self, rest_image: np.ndarray, *, model_id: str, sha256: str,
+                  head_top_y: float, head_bottom_y: float, wink_left: str | None,
+                  wink_right: str | None, mouth_open: str | None,
+                  both_eyes_wink: bool = False) -> int:
+        """Add a model and its rest image, (S, S, 4) uint8; returns its row in the table."""
+        self._check_open()
+        entry = ShardModel(model_id, sha256, head_top_y, head_bottom_y, wink_left, wink_right,
+                           mouth_open, both_eyes_wink)
+        if entry.model_id in self._model_ids:
+            raise PipelineError(f"model {model_id!r} is already in shard {self.path.name}")
+        _check_image(rest_image, self.size, f"{model_id}: rest image")
+        self._append("rest", rest_image)
+        self._models.append(entry)
+        self._model_ids.add(entry.model_id)
+        return len(self._models) - 1
+
+    def add_example(self, model_index: int, example: int, pose: np.ndarray,
+                    expression: np.ndarray, posed: np.ndarray) -> None:
+        """Add one example of the model at row ``model_index``.
+
+        ``pose`` (P,) floating, finite and inside the schema's ranges;
+        ``expression`` and ``posed`` (S, S, 4) uint8.
+        """
+        self._check_open()
+        if (isinstance(model_index, bool) or not isinstance(model_index, (int, np.integer))
+                or not 0 <= model_index < len(self._models)):
+            raise PipelineError(f"model index {model_index!r} is not a model of shard "
+                                f"{self.path.name} ({len(self._models)} models)")
+        model_id = self._models[model_index].model_id
+        what = f"{model_id} example {example!r}"
+        if isinstance(example, bool) or not isinstance(example, (int, np.integer)) \
+                or not 0 <= example <= np.iinfo(np.int32).max:
+            raise PipelineError(f"{what}: example index must be a non-negative int32")
+        key = (int(model_index), int(example))
+        if key in self._keys:
+            raise PipelineError(f"{what} is already in shard {self.path.name}")
+        pose = np.asarray(pose)
+        if not np.issubdtype(pose.dtype, np.floating):
+            raise PipelineError(f"{what}: pose dtype must be floating, got {pose.dtype}")
+        if pose.shape != (len(self.schema),):
+            raise PipelineError(f"{what}: pose shape must be ({len(self.schema)},) for schema "
+                                f"{self.schema.name!r}, got {pose.shape}")
+        pose = pose.astype(np.float32)
+        if self.schema.out_of_range(pose[None])[0]:
+            bad = [f"{n}={v!s}" for n, v, lo, hi in zip(self.schema.names, pose,
+                                                     self.schema.lows, self.schema.highs,
+                                                     strict=True)
+                   if not lo <= v <= hi]
+            raise PipelineError(f"{what}: pose outside the schema's ranges or not finite: "
+                                f"{', '.join(bad)}")
+        _check_image(expression, self.size, f"{what}: expression image")
+        _check_image(posed, self.size, f"{what}: posed image")
+        self._append("expression", expression)
+        self._append("posed", posed)
+        self._poses.append(pose)
+        self._model_rows.append(key[0])
+        self._examples.append(key[1])
+        self._keys.add(key)
+
+    def close(self) -> None:
+        """Write the tables and attributes, sync, and rename the tmp file into place."""
+        if self.closed:
+            return
+        try:
+            f = self._file
+            p = len(self.schema)
+            poses = np.stack(self._poses) if self._poses else np.zeros((0, p), np.float32)
+            f.create_dataset("pose", data=poses.astype(np.float32))
+            f.create_dataset("model", data=np.array(self._model_rows, dtype=np.int32))
+            f.create_dataset("example", data=np.array(self._examples, dtype=np.int32))
+            group = f.create_group("models")
+            for name in _MODEL_STRINGS:
+                values = [getattr(m, name) or "" for m in self._models]
+                group.create_dataset(name, data=np.array(values, dtype=object), dtype=_STRING)
+            for name in _MODEL_FLOATS:
+                values = [getattr(m, name) for m in self._models]
+                group.create_dataset(name, data=np.array(values, dtype=np.float64))
+            group.create_dataset("both_eyes_wink",
+                                 data=np.array([m.both_eyes_wink for m in self._models], bool))
+            for name, value in self._attrs.items():
+                f.attrs[name] = value
+            f.flush()
+            f.close()
+            _fsync(self.tmp_path)
+            os.replace(self.tmp_path, self.path)
+            _fsync_dir(self.path.parent)
+        except BaseException:
+            self._discard()
+            raise
+        self.closed = True
+
+    def abort(self) -> None:
+        """Drop the shard: close and remove the tmp file; no file appears at ``path``."""
+        if not self.closed:
+            self._discard()
+
+    def _discard(self) -> None:
+        self.closed = True
+        try:
+            self._file.close()
+        except Exception:
+            pass
+        self.tmp_path.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        _fsync(path)
+    except OSError:  # not every platform or filesystem syncs directories
+        pass
+
+
+def _read_attrs(f: h5py.File, where: str) -> dict:
+    missing = [name for name in _ATTRIBUTES if name not in f.attrs]
+    if missing:
+        raise PipelineError(f"{where}: missing attributes {missing}; not a shard of this format")
+    attrs = {name: f.attrs[name] for name in _ATTRIBUTES}
+    for name in ("format_version", "image_size", "dataset_seed"):
+        attrs[name] = int(attrs[name])
+    for name in ("schema", "renderer", "package_version", "split"):
+        value = attrs[name]
+        attrs[name] = value.decode("utf-8") if isinstance(value, bytes) else str(value)
+    if attrs["format_version"] != FORMAT_VERSION:
+        raise PipelineError(f"{where}: format version {attrs['format_version']}, this reader "
+                            f"reads {FORMAT_VERSION}")
+    try:
+        attrs["schema"] = json.loads(attrs["schema"])
+        attrs["renderer"] = json.loads(attrs["renderer"])
+    except json.JSONDecodeError as error:
+        raise PipelineError(f"{where}: an attribute is not valid JSON: {error}") from None
+    return attrs
+
+
+def write_manifest(directory: str | os.PathLike,
+                   shards: Iterable[str | os.PathLike]) -> Path:
+    """Write ``manifest.json`` listing ``shards`` (closed shard files in ``directory``).
+
+    Call it last, after every shard is complete: counts, byte sizes and sha256
+    are read from the files themselves, and the dataset-level attributes must
+    agree across shards. Shards keep the given order, which fixes the global
+    example indices of :class:`Dataset`. Returns the manifest's path.
+    """
+    directory = Path(directory)
+    entries, shared = [], None
+    for shard in shards:
+        path = Path(shard)
+        path = path if path.is_absolute() or path.parent != Path() else directory / path
+        if path.resolve().parent != directory.resolve():
+            raise PipelineError(f"shard {path} is not in the dataset directory {directory}")
+        if not path.is_file():
+            raise PipelineError(f"shard {path} does not exist (not closed yet?)")
+        if any(e["file"] == path.name for e in entries):
+            raise PipelineError(f"shard {path.name} is listed twice")
+        try:
+            with h5py.File(path, "r") as f:
+                attrs = _read_attrs(f, path.name)
+                models, examples = f["rest"].shape[0], f["pose"].shape[0]
+        except OSError as error:
+            raise PipelineError(f"shard {path.name} cannot be read by HDF5: {error}") from None
+        these = {name: attrs[name] for name in _SHARED}
+        if shared is None:
+            shared = these
+        elif these != shared:
+            differ = [name for name in _SHARED if these[name] != shared[name]]
+            raise PipelineError(f"shard {path.name} differs from {entries[0]['file']} in "
+                                f"{differ}: shards of one dataset must agree")
+        entries.append({"file": path.name, "split": attrs["split"], "models": int(models),
+                        "examples": int(examples), "bytes": path.stat().st_size,
+                        "sha256": file_sha256(path)})
+    if shared is None:
+        raise PipelineError("a manifest needs at least one shard")
+    totals: dict[str, dict[str, int]] = {}
+    for e in entries:
+        t = totals.setdefault(e["split"], {"shards": 0, "models": 0, "examples": 0})
+        t["shards"] += 1
+        t["models"] += e["models"]
+        t["examples"] += e["examples"]
+    manifest = {**shared, "splits": totals, "shards": entries}
+    target = directory / MANIFEST
+    tmp = target.with_name(target.name + ".tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(manifest, f, indent=2, ensure_ascii=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(directory)
+    return target
+
+
+def read_manifest(directory: str | os.PathLike) -> dict:
+    """The parsed ``manifest.json`` of a dataset directory."""
+    path = Path(directory) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PipelineError(f"{path} does not exist: not a dataset directory, or its "
+                            f"generation has not finished") from None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise PipelineError(f"{path} cannot be read: {error}") from None
+    keys = set(_SHARED) | {"splits", "shards"}
+    if not isinstance(manifest, dict) or not keys <= set(manifest):
+        raise PipelineError(f"{path} lacks keys {sorted(keys - set(manifest or {}))}")
+    if manifest["format_version"] != FORMAT_VERSION:
+        raise PipelineError(f"{path}: format version {manifest['format_version']}, this reader "
+                            f"reads {FORMAT_VERSION}")
+    for entry in manifest["shards"]:
+        if not isinstance(entry, dict) or not {"file", "split", "models", "examples",
+                                               "bytes", "sha256"} <= set(entry):
+            raise PipelineError(f"{path}: malformed shard entry {entry!r}")
+        if Path(entry["file"]).name != entry["file"]:
+            raise PipelineError(f"{path}: shard file {entry['file']!r} must be a plain name")
+    return manifest
+
+
+@dataclass(frozen=True)
+class Example:
+    """One example as read back. Images (S, S, 4) uint8; ``pose`` (P,) float32."""
+
+    rest: np.ndarray
+    expression: np.ndarray
+    posed: np.ndarray
+    pose: np.ndarray
+    model_id: str
+    split: str
+    example: int
+
+
+class _Shard:
+    """One shard file, opened lazily in the process that reads it."""
+
+    def __init__(self, path: Path, entry: dict):
+        self.path = path
+        self.entry = entry
+        self._file: h5py.File | None = None
+        self._pid: int | None = None
+        self._tables: tuple | None = None
+
+    def __getstate__(self):
+        return {"path": self.path, "entry": self.entry, "_file": None, "_pid": None,
+                "_tables": None}
+
+    def file(self) -> h5py.File:
+        if self._file is None or self._pid != os.getpid():
+            # A handle inherited through fork is forgotten, never closed or shared.
+            try:
+                self._file = h5py.File(self.path, "r", swmr=False)
+            except OSError as error:
+                raise PipelineError(f"shard {self.path} cannot be opened: {error}") from None
+            self._pid = os.getpid()
+        return self._file
+
+    def tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+        """(pose, model, example, model_ids), read once and kept (they are small)."""
+        if self._tables is None:
+            f = self.file()
+            ids = [s.decode("utf-8") if isinstance(s, bytes) else s
+                   for s in f["models/model_id"][()]]
+            self._tables = (f["pose"][()], f["model"][()], f["example"][()], ids)
+            if len(self._tables[0]) != self.entry["examples"]:
+                raise PipelineError(f"shard {self.path.name} holds {len(self._tables[0])} "
+                                    f"examples, the manifest says {self.entry['examples']}")
+        return self._tables
+
+    def close(self) -> None:
+        if self._file is not None and self._pid == os.getpid():
+            self._file.close()
+        self._file = None
+
+
+class Dataset:
+    """Examples across the shards of a manifest, in manifest order; see :func:`open_dataset`."""
+
+    def __init__(self, directory: Path, manifest: dict, shards: Sequence[_Shard]):
+        self.directory = directory
+        self.manifest = manifest
+        self.schema = PoseSchema.from_dict(manifest["schema"])
+        self._shards = list(shards)
+        counts = [s.entry["examples"] for s in self._shards]
+        self._starts = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(s.entry["split"] for s in self._shards))
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def __getitem__(self, index: int) -> Example:
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+            raise TypeError(f"dataset indices are integers, not {type(index).__name__}")
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"example {index} out of range for {n} examples")
+        index = int(index) % n
+        k = int(np.searchsorted(self._starts, index, side="right")) - 1
+        shard = self._shards[k]
+        row = index - int(self._starts[k])
+        poses, models, examples, ids = shard.tables()
+        f = shard.file()
+        model = int(models[row])
+        return Example(rest=f["rest"][model], expression=f["expression"][row],
+                       posed=f["posed"][row], pose=poses[row].copy(), model_id=ids[model],
+                       split=shard.entry["split"], example=int(examples[row]))
+
+    def split(self, name: str) -> Dataset:
+        """A view of the shards of one split (its own file handles)."""
+        if name not in self.splits:
+            raise PipelineError(f"dataset {self.directory} has no split {name!r}; it has "
+                                f"{list(self.splits)}")
+        return Dataset(self.directory, self.manifest,
+                       [_Shard(s.path, s.entry) for s in self._shards
+                        if s.entry["split"] == name])
+
+    def models(self) -> list[ShardModel]:
+        """The model tables of all shards, in order."""
+        return [entry for s in self._shards for entry in read_models(s.file())]
+
+    def close(self) -> None:
+        for shard in self._shards:
+            shard.close()
+
+    def __enter__(self) -> Dataset:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_dataset(directory: str | os.PathLike) -> Dataset:
+    """The dataset whose ``manifest.json`` is in ``directory``. Files open on first read."""
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    shards = [_Shard(directory / e["file"], e) for e in manifest["shards"]]
+    return Dataset(directory, manifest, shards)
+
+
+def read_models(shard: h5py.File | str | os.PathLike) -> list[ShardModel]:
+    """The model table of one shard (an open file or a path)."""
+    if not isinstance(shard, h5py.File):
+        with h5py.File(shard, "r") as f:
+            return read_models(f)
+    group = shard["models"]
+    columns = {}
+    for name in _MODEL_STRINGS:
+        columns[name] = [s.decode("utf-8") if isinstance(s, bytes) else s
+                         for s in group[name][()]]
+    for name in _MODEL_FLOATS:
+        columns[name] = group[name][()].tolist()
+    columns["both_eyes_wink"] = group["both_eyes_wink"][()].tolist()
+    rows = []
+    for i in range(len(columns["model_id"])):
+        values = {name: column[i] for name, column in columns.items()}
+        for name in ("wink_left", "wink_right", "mouth_open"):
+            values[name] = values[name] or None
+        rows.append(ShardModel(**values))
+    return rows
+
+
+def _listed(kind: str, indices: np.ndarray | list[int], problem: str) -> str:
+    indices = list(indices)
+    shown = ", ".join(str(i) for i in indices[:_LISTED])
+    more = f" and {len(indices) - _LISTED} more" if len(indices) > _LISTED else ""
+    return f"{kind} {shown}{more}: {problem}"
+
+
+def verify_shard(path: str | os.PathLike, manifest_entry: Mapping,
+                 schema: PoseSchema | None = None) -> list[str]:
+    """Problems with one shard against its manifest entry; an empty list when sound.
+
+    Checks size and sha256, attributes and ``schema`` (when given), shapes and
+    dtypes, the model table, pose ranges, and every image's rules: background
+    exactly (0,0,0,0), character non-empty. Reports rather than raises.
+    """
+    path = Path(path)
+    problems: list[str] = []
+    if not path.is_file():
+        return [f"{path.name}: file missing"]
+    size = path.stat().st_size
+    if size != manifest_entry.get("bytes"):
+        problems.append(f"size {size} bytes, manifest says {manifest_entry.get('bytes')}")
+    if file_sha256(path) != manifest_entry.get("sha256"):
+        problems.append("sha256 differs from the manifest: the file changed or is corrupt")
+    try:
+        with h5py.File(path, "r") as f:
+            problems += _verify_contents(f, path.name, manifest_entry, schema)
+    except (OSError, KeyError, ValueError, RuntimeError) as error:
+        problems.append(f"cannot read as an HDF5 shard: {error}")
+    return [f"{path.name}: {p}" for p in problems]
+
+
+def _verify_contents(f: h5py.File, name: str, entry: Mapping,
+                     expected: PoseSchema | None) -> list[str]:
+    try:
+        attrs = _read_attrs(f, name)
+        schema = PoseSchema.from_dict(attrs["schema"])
+    except PipelineError as error:
+        return [str(error)]
+    problems = []
+    if expected is not None and schema != expected:
+        problems.append(f"schema {schema.to_dict()} differs from the expected "
+                        f"{expected.to_dict()}")
+    if attrs["split"] != entry.get("split"):
+        problems.append(f"split {attrs['split']!r}, manifest says {entry.get('split')!r}")
+    missing = [d for d in ("rest", "expression", "posed", "pose", "model", "example", "models")
+               if d not in f]
+    if missing:
+        return problems + [f"missing datasets {missing}"]
+    s, p = attrs["image_size"], len(schema)
+    m, n = f["rest"].shape[0], f["pose"].shape[0]
+    expect = {"rest": ((m, s, s, 4), np.uint8), "expression": ((n, s, s, 4), np.uint8),
+              "posed": ((n, s, s, 4), np.uint8), "pose": ((n, p), np.float32),
+              "model": ((n,), np.int32), "example": ((n,), np.int32)}
+    for key, (shape, dtype) in expect.items():
+        d = f[key]
+        if d.shape != shape or d.dtype != dtype:
+            problems.append(f"{key} is {d.shape} {d.dtype}, expected {shape} {np.dtype(dtype)}")
+    for key in (*_MODEL_STRINGS, *_MODEL_FLOATS, "both_eyes_wink"):
+        if key not in f["models"] or f["models"][key].shape != (m,):
+            problems.append(f"model table column {key} missing or not of length {m}")
+    if (m, n) != (entry.get("models"), entry.get("examples")):
+        problems.append(f"{m} models and {n} examples, manifest says {entry.get('models')} "
+                        f"and {entry.get('examples')}")
+    if problems:
+        return problems
+    try:
+        models = read_models(f)
+    except PipelineError as error:
+        problems.append(f"model table: {error}")
+    else:
+        ids = [e.model_id for e in models]
+        if len(set(ids)) != len(ids):
+            problems.append("model table repeats a model_id")
+    rows, examples, poses = f["model"][()], f["example"][()], f["pose"][()]
+    bad = np.flatnonzero((rows < 0) | (rows >= m))
+    if bad.size:
+        problems.append(_listed("examples", bad, f"model row outside [0, {m})"))
+    bad = np.flatnonzero(examples < 0)
+    if bad.size:
+        problems.append(_listed("examples", bad, "negative example index"))
+    if np.unique(np.stack([rows, examples], axis=1), axis=0).shape[0] != n:
+        problems.append("a (model, example) pair appears twice")
+    bad = np.flatnonzero(schema.out_of_range(poses))
+    if bad.size:
+        problems.append(_listed("examples", bad, "pose not finite or outside the schema's "
+                                                 "ranges"))
+    for key in ("rest", "expression", "posed"):
+        dataset = f[key]
+        broken, reasons = [], set()
+        for i in range(dataset.shape[0]):
+            reason = _image_problem(dataset[i])
+            if reason:
+                broken.append(i)
+                reasons.add(reason.split(":")[0])
+        if broken:
+            problems.append(_listed(f"{key} images", broken, "; ".join(sorted(reasons))))
+    return problems
