@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
+from collections.abc import Sequence
 
 import click
 
@@ -97,3 +99,188 @@ def info(model_path, as_json, root):
 
 
 main.add_command(samples_command)
+
+
+# --- render -------------------------------------------------------------------
+
+# The --sheet grid: one row per pose parameter group, cells override --pose.
+SHEET_ROWS: tuple[tuple[str, tuple[tuple[str, dict[str, float]], ...]], ...] = (
+    ("head_x (+ = tilt up)",
+     (("head_x=-1", {"head_x": -1.0}), ("rest", {}), ("head_x=+1", {"head_x": 1.0}))),
+    ("head_y (+ = turn to image right)",
+     (("head_y=-1", {"head_y": -1.0}), ("rest", {}), ("head_y=+1", {"head_y": 1.0}))),
+    ("neck_z (+ = head top to image left)",
+     (("neck_z=-1", {"neck_z": -1.0}), ("rest", {}), ("neck_z=+1", {"neck_z": 1.0}))),
+    ("eyes / mouth",
+     (("eye_left=1", {"eye_left": 1.0}), ("eye_right=1", {"eye_right": 1.0}),
+      ("mouth=1", {"mouth": 1.0}))),
+)
+MAP_FIELDS = ("wink_left", "wink_right", "mouth_open")
+
+
+class CliError(Exception):
+    """Bad command-line input found after click parsed it: one ``error:`` line, exit 1."""
+
+
+def parse_pairs(text: str, what: str) -> dict[str, str]:
+    """``a=1,b=2`` -> {"a": "1", "b": "2"}; a name may not repeat."""
+    pairs: dict[str, str] = {}
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, equals, value = item.partition("=")
+        name = name.strip()
+        if not equals or not name:
+            raise CliError(f"bad {what} {item!r}: expected NAME=VALUE, e.g. {_EXAMPLES[what]}")
+        if name in pairs:
+            raise CliError(f"{what} {name!r} is given twice")
+        pairs[name] = value.strip()
+    return pairs
+
+
+_EXAMPLES = {"--pose": "--pose eye_left=1,head_y=-0.5", "--morph": "--morph あ=1",
+             "--map": "--map wink_left=ウィンク右,mouth_open=あ"}
+
+
+def parse_number(text: str, what: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise CliError(f"{what} must be a number, got {text!r}") from None
+
+
+def parse_pose(text: str | None) -> dict[str, float]:
+    """``--pose`` -> {parameter: value}; names and ranges are checked by the Poser."""
+    if not text:
+        return {}
+    return {name: parse_number(value, f"pose parameter {name!r}")
+            for name, value in parse_pairs(text, "--pose").items()}
+
+
+def parse_morphs(items: Sequence[str]) -> dict[str, float]:
+    """Repeated ``--morph NAME=W`` (the last ``=`` splits, so a name may hold one)."""
+    morphs: dict[str, float] = {}
+    for item in items:
+        name, equals, value = item.rpartition("=")
+        name = name.strip()
+        if not equals or not name:
+            raise CliError(f"bad --morph {item!r}: expected NAME=WEIGHT, e.g. --morph あ=1")
+        morphs[name] = morphs.get(name, 0.0) + parse_number(value.strip(), f"morph {name!r}")
+    return morphs
+
+
+def parse_mapping(text: str | None):
+    """``--map wink_left=NAME,...`` over the MorphMapping defaults; an empty NAME is None."""
+    from mmdrender.pose import MorphMapping
+
+    if not text:
+        return MorphMapping()
+    fields = {}
+    for name, value in parse_pairs(text, "--map").items():
+        if name not in MAP_FIELDS:
+            raise CliError(f"unknown --map field {name!r}; the fields are {', '.join(MAP_FIELDS)}")
+        fields[name] = value or None
+    return MorphMapping(**fields)
+
+
+@main.command("render")
+@click.argument("model_path", metavar="MODEL", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="PNG to write (RGBA, transparent background; RGB for --sheet).")
+@click.option("--pose", "pose_text", metavar="P=V,...",
+              help="Pose parameters, e.g. eye_left=1,head_y=-0.5 (missing ones are 0).")
+@click.option("--morph", "morph_items", metavar="NAME=W", multiple=True,
+              help="A raw morph weight, added to the pose's; repeatable.")
+@click.option("--map", "map_text", metavar="FIELD=NAME,...",
+              help="Morphs for eye_left/eye_right/mouth: wink_left=, wink_right=, mouth_open= "
+                   "(default ウィンク右, ウィンク, あ; an empty NAME means the model has none).")
+@click.option("--head-top", type=float, help="Head top y (model units); with --head-bottom.")
+@click.option("--head-bottom", type=float, help="Head bottom (chin) y; with --head-top.")
+@click.option("--centre-x", type=float,
+              help="Head centre x (default: the 頭 bone's x, else 0).")
+@click.option("--shading", type=click.Choice(["phong", "toon"]), default="phong",
+              show_default=True)
+@click.option("--size", type=click.IntRange(16, 4096), default=256, show_default=True,
+              help="Image side in pixels (each cell's side with --sheet).")
+@click.option("--sheet", is_flag=True,
+              help="Write a labelled contact sheet of a pose grid instead of one image.")
+def render_command(model_path, output, pose_text, morph_items, map_text, head_top, head_bottom,
+                   centre_x, shading, size, sheet):
+    """Render MODEL posed, framed on its head, to a PNG.
+
+    Without --head-top/--head-bottom the head is framed from estimated bounds
+    (printed to stderr). Pose parameters follow the dataset spec: eye_left,
+    eye_right, mouth in [0, 1]; head_x, head_y, neck_z in [-1, 1] (±15°).
+    """
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                _render(model_path, output, pose_text, morph_items, map_text, head_top,
+                        head_bottom, centre_x, shading, size, sheet)
+            finally:
+                for warning in caught:
+                    click.echo(f"warning: {warning.message}", err=True)
+    except (CliError, MMDRenderError, ValueError, OSError) as error:
+        message = " ".join(str(error).split()) or type(error).__name__
+        click.echo(f"error: {message}", err=True)
+        sys.exit(1)
+
+
+def _render(model_path, output, pose_text, morph_items, map_text, head_top, head_bottom,
+            centre_x, shading, size, sheet) -> None:
+    from PIL import Image
+
+    from mmdrender.camera import Camera, estimate_head_bounds
+    from mmdrender.pose import Poser
+    from mmdrender.render import render
+
+    params, morphs = parse_pose(pose_text), parse_morphs(morph_items)
+    mapping = parse_mapping(map_text)
+    if (head_top is None) != (head_bottom is None):
+        raise CliError("give both --head-top and --head-bottom, or neither")
+    model = load_model(model_path)
+    if head_top is None:
+        head_top, head_bottom, estimated_x = estimate_head_bounds(model)
+        click.echo(f"no head bounds given; framing from estimated head bounds: top "
+                   f"{head_top:.4g}, bottom {head_bottom:.4g}, centre x {estimated_x:.4g} "
+                   "(pass --head-top/--head-bottom to override)", err=True)
+    else:
+        head = model.bone_index(HEAD_BONE)
+        estimated_x = float(model.bones[head].position[0]) if head is not None else 0.0
+    camera = Camera.from_head_bounds(head_top, head_bottom,
+                                     estimated_x if centre_x is None else centre_x, size)
+    poser = Poser(model, mapping)
+    base = poser.pose(params, morphs)  # checks --pose and --morph before any cell
+    if not sheet:
+        picture = Image.fromarray(render(base, camera, shading=shading), "RGBA")
+    else:
+        picture = _pose_sheet(model, poser, params, morphs, camera, shading, render)
+    try:
+        picture.save(output, format="PNG")
+    except OSError as error:
+        raise CliError(f"cannot write {output}: {error.strerror or error}") from None
+    click.echo(str(output))
+
+
+def _pose_sheet(model, poser, params, morphs, camera, shading, render):
+    from mmdrender.errors import PoseError
+    from mmdrender.sheet import Cell, Panel, compose_sheet
+
+    panels = []
+    for title, cells in SHEET_ROWS:
+        row = []
+        for caption, cell_params in cells:
+            try:
+                posed = poser.pose({**params, **cell_params}, morphs)
+            except PoseError as error:
+                click.echo(f"warning: sheet cell {caption}: {error}", err=True)
+                row.append(Cell(None, caption, "cannot pose: " + str(error)))
+                continue
+            row.append(Cell(render(posed, camera, shading=shading), caption))
+        panels.append(Panel(title, row))
+    extra = ", ".join(f"{k}={v:g}" for k, v in params.items())
+    extra += "".join(f", morph {k}={v:g}" for k, v in morphs.items()) if morphs else ""
+    title = model.path.name + (f"  (base pose: {extra.strip(', ')})" if extra else "")
+    return compose_sheet(panels, columns=1, title=title)
