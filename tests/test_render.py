@@ -52,10 +52,10 @@ def quad(x0, x1, y0, y1, z=0.0, facing=1.0):
 
 
 def material(diffuse=(1, 1, 1, 1), texture=None, double_sided=False, specular=(0, 0, 0),
-             power=0.0, toon=None):
+             power=0.0, toon=None, sphere=None, sphere_mode=SphereMode.NONE):
     flags = MaterialFlags.DOUBLE_SIDED if double_sided else MaterialFlags(0)
     return dict(diffuse=diffuse, texture=texture, flags=flags, specular=specular, power=power,
-                toon=toon)
+                toon=toon, sphere=sphere, sphere_mode=sphere_mode)
 
 
 def make_model(quads, materials, head_bone=True, path="synthetic.pmx") -> Model:
@@ -70,7 +70,8 @@ def make_model(quads, materials, head_bone=True, path="synthetic.pmx") -> Model:
             specular_power=float(m["power"]),
             ambient=frozen_array([0.5, 0.5, 0.5], np.float32),
             flags=m["flags"], edge_colour=frozen_array([0, 0, 0, 1], np.float32),
-            edge_size=1.0, texture=m["texture"], sphere=None, sphere_mode=SphereMode.NONE,
+            edge_size=1.0, texture=m["texture"], sphere=m["sphere"],
+            sphere_mode=m["sphere_mode"],
             toon=m["toon"], face_start=len(faces), face_count=len(f)))
         positions += p
         normals += n
@@ -258,6 +259,30 @@ def test_lighting_follows_the_phong_formula(renderer):
     h = c  # N.H with H = +z
     assert abs(lit[128, 128, 0] - 255 * (0.4 * (0.5 + 0.5 * c) + 0.6 * 0.5 * h**2)) <= 1
     assert abs(lit[128, 128, 1] - 255 * 0.4 * (0.5 + 0.5 * c)) <= 1
+
+
+def test_phong_applies_the_sphere_map_before_lighting(renderer, tmp_path):
+    """Sphere maps are looked up by the normal and added to (or multiply) the base colour."""
+    halves = np.zeros((64, 64, 4), np.uint8)
+    halves[..., 3] = 255
+    halves[:, 32:, :3] = (60, 30, 90)  # right half: normals turned towards +x
+    ref = texture_file(tmp_path, halves, "sphere.png")
+    c = math.cos(math.radians(60))
+    p, _, uv, f = quad(-0.5, 0.5, -0.5, 0.5)
+    tilted = (p, [[math.sin(math.radians(60)), 0, c]] * 4, uv, f)
+    add = make_model([tilted], [material(diffuse=(0.4, 0.4, 0.4, 1), sphere=ref,
+                                         sphere_mode=SphereMode.ADD)])
+    image = draw(renderer, add).astype(float)
+    expected = (255 * 0.4 + np.array([60, 30, 90])) * (0.5 + 0.5 * c)
+    assert np.abs(image[128, 128, :3] - expected).max() <= 1
+    multiply = make_model([tilted], [material(sphere=ref, sphere_mode=SphereMode.MULTIPLY)])
+    image = draw(renderer, multiply).astype(float)
+    assert np.abs(image[128, 128, :3] - np.array([60, 30, 90]) * (0.5 + 0.5 * c)).max() <= 1
+    mirrored = (p, [[-math.sin(math.radians(60)), 0, c]] * 4, uv, f)  # samples the black half
+    left = make_model([mirrored], [material(diffuse=(0.4, 0.4, 0.4, 1), sphere=ref,
+                                            sphere_mode=SphereMode.ADD)])
+    image = draw(renderer, left).astype(float)
+    assert np.abs(image[128, 128, :3] - 255 * 0.4 * (0.5 + 0.5 * c)).max() <= 1
 
 
 # --- culling, alpha, draw order ------------------------------------------------

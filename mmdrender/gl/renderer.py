@@ -47,7 +47,7 @@ from mmdrender.textures import load_texture
 SHADINGS = ("phong", "toon")
 ALPHA_VISIBLE = 1.0 / 255.0  # below this a fragment is discarded, a material skipped
 
-# Texture units; the toon program reads all three, phong only the first.
+# Texture units; the toon program reads all three, phong the first two.
 _DIFFUSE_UNIT, _SPHERE_UNIT, _TOON_UNIT = 0, 1, 2
 _MATERIAL_BLOCK = 0
 _MATERIAL_VEC4S = 9  # the std140 Material block in the shaders: 8 vec4 + 1 ivec4
@@ -171,8 +171,8 @@ class Renderer:
             raise RenderError(f"cannot compile the {self.shading} shaders: {error}") from error
         self._objects.append(program)
         program["diffuse_texture"].value = _DIFFUSE_UNIT
+        program["sphere_texture"].value = _SPHERE_UNIT
         if self.shading == "toon":
-            program["sphere_texture"].value = _SPHERE_UNIT
             program["toon_texture"].value = _TOON_UNIT
         program["Material"].binding = _MATERIAL_BLOCK
         self._programs[variant] = program
@@ -270,7 +270,7 @@ class _DrawCall:
     first: int  # first index (3 per triangle)
     count: int  # number of indices
     double_sided: bool
-    textures: tuple  # (diffuse, sphere, toon); sphere and toon are None for phong
+    textures: tuple  # (diffuse, sphere, toon); toon is None for phong
 
 
 class ModelScene:
@@ -326,15 +326,14 @@ class ModelScene:
         self._calls: list[_DrawCall] = []
         for i, m in enumerate(materials):
             has_texture = _found(m.texture)
-            has_sphere = toon and m.sphere_mode != SphereMode.NONE and _found(m.sphere)
+            has_sphere = m.sphere_mode != SphereMode.NONE and _found(m.sphere)
             has_toon = toon and _found(m.toon)
             sphere_role = "sphere_add" if m.sphere_mode == SphereMode.ADD else "sphere_multiply"
             diffuse, lowest = self._texture(ctx, m.texture if has_texture else None, "diffuse",
                                             cache)
-            sphere = toon_texture = None
-            if toon:  # phong samples only the diffuse texture
-                sphere, _ = self._texture(ctx, m.sphere if has_sphere else None, sphere_role,
-                                          cache)
+            sphere, _ = self._texture(ctx, m.sphere if has_sphere else None, sphere_role, cache)
+            toon_texture = None
+            if toon:  # phong has no toon ramp
                 toon_texture, _ = self._texture(ctx, m.toon if has_toon else None, "toon", cache)
             self._modes[i] = (has_texture, int(m.sphere_mode) if has_sphere else 0, has_toon, 0)
             self._texture_alpha[i] = lowest if has_texture else 1.0
@@ -384,7 +383,7 @@ class ModelScene:
                 [(self._positions, "3f", "in_position"), (self._normals, "3f", "in_normal"),
                  (self._uvs, "2f", "in_uv"), (self._sub_uvs, "2f", "in_sub_uv")],
                 index_buffer=self._indices, index_element_size=4,
-                skip_errors=True,  # phong does not read in_sub_uv
+                skip_errors=True,  # a shader may leave an attribute unused
             ))
         return vao
 
@@ -461,8 +460,8 @@ class ModelScene:
                 (ctx.enable if culling else ctx.disable)(moderngl.CULL_FACE)
             diffuse, sphere, toon = call.textures
             diffuse.use(_DIFFUSE_UNIT)
-            if sphere is not None:
-                sphere.use(_SPHERE_UNIT)
+            sphere.use(_SPHERE_UNIT)
+            if toon is not None:
                 toon.use(_TOON_UNIT)
             self._material_buffer.bind_to_uniform_block(
                 _MATERIAL_BLOCK, offset=i * stride, size=_MATERIAL_VEC4S * 16)

@@ -8,7 +8,7 @@ uniform mat4 mvp;  // camera projection: project frame -> clip space
 in vec3 in_position;
 in vec3 in_normal;
 in vec2 in_uv;      // texture coordinates, v = 0 at the image's top row
-in vec2 in_sub_uv;  // PMX additional UV 1 (sphere "sub-texture" mode); toon only
+in vec2 in_sub_uv;  // PMX additional UV 1 (sphere "sub-texture" mode)
 
 out vec3 v_normal;
 out vec2 v_uv;

@@ -1,15 +1,19 @@
 #version 330 core
 // Phong shading as the dataset specification (section 5) describes it.
 //
-//   base   = material diffuse RGB * texture RGB
+//   base   = material diffuse RGB * texture RGB  (sphere: * sphere RGB or + sphere RGB)
 //   colour = base * (ambient + directional * max(N.L, 0))
 //          + material specular * directional * max(N.H, 0)^power   (power > 0)
 //   alpha  = material alpha * texture alpha
 //
 // The material's diffuse colour is also its ambient coefficient, so a surface
 // facing the viewer under the default lights (0.5 ambient + 0.5 along -z)
-// shows exactly its texture colour. As in MMD, the arithmetic is done on the
-// stored 8-bit sRGB values directly, not in linear light.
+// shows exactly its texture colour (times or plus its sphere map). Modellers
+// use sphere maps as part of a material's look (an additive .spa that
+// brightens skin, say), so they apply here as in MMD and in toon mode: looked
+// up by the view-space normal, multiplied into or added to the base colour
+// before lighting. As in MMD, the arithmetic is done on the stored 8-bit sRGB
+// values directly, not in linear light.
 // The output is premultiplied (rgb * a, a) for ONE, ONE_MINUS_SRC_ALPHA blending.
 //
 // The renderer compiles variants by defining, after the #version line:
@@ -27,10 +31,12 @@ layout(std140) uniform Material {
     vec4 sphere_add;
     vec4 toon_multiply;
     vec4 toon_add;
-    ivec4 modes;            // has texture, sphere mode, has toon, unused
+    ivec4 modes;            // has texture, sphere mode (0 none, 1 *, 2 +, 3 sub-texture),
+                            // has toon, unused
 };
 
 uniform sampler2D diffuse_texture;
+uniform sampler2D sphere_texture;
 uniform float light_ambient;
 uniform float light_directional;
 uniform vec3 light_to;    // unit vector from the surface towards the light
@@ -60,6 +66,13 @@ void main() {
     }
 #endif
     vec3 base = diffuse.rgb * tex.rgb;
+    if (modes.y != 0) {
+        // Sphere maps are indexed by the view-space normal; v = 0 is the top row.
+        vec2 sphere_uv = modes.y == 3 ? v_sub_uv : vec2(0.5 + 0.5 * n.x, 0.5 - 0.5 * n.y);
+        vec3 sphere = clamp(texture(sphere_texture, sphere_uv) * sphere_multiply + sphere_add,
+                            0.0, 1.0).rgb;
+        base = modes.y == 2 ? base + sphere : base * sphere;
+    }
     vec3 colour = base * (light_ambient + light_directional * max(dot(n, light_to), 0.0));
 #ifdef SPECULAR
     colour += specular.rgb * light_directional * pow(max(dot(n, light_half), 0.0), specular.w);
