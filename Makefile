@@ -35,11 +35,18 @@ bench: $(STAMP)
 samples: $(STAMP)
 	$(VENV)/bin/mmdrender samples $(SAMPLES)
 
-# Until the shard generator lands (issue 4), the main job writes the sample
-# characters and checks that each one loads.
+# The main job on the bundled samples: render a small train/validation/test
+# dataset from models_index.csv, verify it, and draw a preview. Rerunning keeps
+# finished shards. EXAMPLES and WORKERS can be set on the command line.
+EXAMPLES ?= 32
+WORKERS  ?= 2
+DATASET  := $(OUT)/dataset
 dataset: samples
-	@for f in $(SAMPLES)/*/*.pmx; do $(VENV)/bin/mmdrender info "$$f" | head -n 3; done
-	@echo "Sample characters are in $(SAMPLES)/"
+	$(VENV)/bin/pipeline dataset --index models_index.csv --root $(SAMPLES) --out $(DATASET) \
+		--examples-per-model $(EXAMPLES) --workers $(WORKERS)
+	$(VENV)/bin/pipeline verify $(DATASET)
+	$(VENV)/bin/pipeline preview $(DATASET) -o $(DATASET)/preview.png
+	@echo "Sample characters: $(SAMPLES)/   dataset: $(DATASET)/   preview: $(DATASET)/preview.png"
 
 annotate: setup-gui
 	@echo "The annotation GUI is not built yet (issue 5)." >&2; exit 2

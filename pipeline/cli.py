@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from pipeline.dataset_cli import dataset, preview, verify
 from pipeline.errors import PipelineError
 from pipeline.index import (
     DEFAULT_INDEX,
@@ -58,6 +59,11 @@ index_option = click.option(
 @click.version_option(package_name="tha-data-engine")
 def main():
     """Build THA-style datasets from a library of MMD models."""
+
+
+main.add_command(dataset)
+main.add_command(verify)
+main.add_command(preview)
 
 
 @main.command()

@@ -591,6 +591,12 @@ class Dataset:
                        [_Shard(s.path, s.entry) for s in self._shards
                         if s.entry["split"] == name])
 
+    def poses(self) -> np.ndarray:
+        """(N, P) float32: every pose, in example order, without reading any image."""
+        tables = [s.tables()[0] for s in self._shards]
+        return np.concatenate(tables) if tables else \
+            np.zeros((0, len(self.schema.parameters)), dtype=np.float32)
+
     def models(self) -> list[ShardModel]:
         """The model tables of all shards, in order."""
         return [entry for s in self._shards for entry in read_models(s.file())]

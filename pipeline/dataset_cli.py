@@ -1,0 +1,195 @@
+"""``pipeline dataset``, ``verify`` and ``preview``: make a dataset, check it, look at it."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+from pipeline.errors import PipelineError
+from pipeline.generate import RunConfig, finish, is_done, plan, run_tasks, total_images
+from pipeline.index import models_root as default_models_root
+from pipeline.index import read_index
+from pipeline.poses import ramp_fit_pvalue, uniform_fit_pvalue
+from pipeline.shards import open_dataset, read_manifest, verify_shard
+
+# Below this p-value a sampled column does not follow its distribution. The
+# tests are exact for the seeded sampler, so this only trips on real damage.
+FIT_P_MIN = 1e-4
+
+
+@click.command()
+@click.option("--index", "index_path", type=click.Path(dir_okay=False, path_type=Path),
+              default="models_index.csv", show_default=True, help="The models index (CSV).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Dataset folder (created; finished shards in it are kept on a rerun).")
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path),
+              help="Models root the index's paths are relative to "
+                   "(default: $THA_MODELS_ROOT, else out/samples beside the index).")
+@click.option("--examples-per-model", type=click.IntRange(min=1), default=64,
+              show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--size", type=click.IntRange(16, 4096), default=256, show_default=True)
+@click.option("--shading", type=click.Choice(["phong", "toon"]), default="phong",
+              show_default=True)
+@click.option("--msaa", type=click.IntRange(0, 16), default=4, show_default=True,
+              help="Multisample anti-aliasing samples (0: off).")
+@click.option("--models-per-shard", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Parallel worker processes, each with its own GL context.")
+@click.option("--backend", type=click.Choice(["loky", "dask"]), default="loky",
+              show_default=True, help="loky: processes on this machine; dask: a Dask cluster.")
+@click.option("--scheduler", help="Dask scheduler address, with --backend dask.")
+def dataset(index_path, out, root, examples_per_model, seed, size, shading, msaa,
+            models_per_shard, workers, backend, scheduler):
+    """Render every usable model of the index into HDF5 shards under OUT."""
+    try:
+        entries = read_index(index_path)
+        root = default_models_root(root, index_path)
+        config = RunConfig(out=out, models_root=root, examples_per_model=examples_per_model,
+                           seed=seed, size=size, shading=shading, samples=msaa,
+                           models_per_shard=models_per_shard)
+        tasks = plan(entries, config)
+        if not tasks:
+            raise PipelineError(f"{index_path}: no model has a split and is not rejected; "
+                                "run `pipeline split` first")
+        out.mkdir(parents=True, exist_ok=True)
+        pending = [task for task in tasks if not is_done(task, out)]
+        client = _dask_client(backend, scheduler)
+    except PipelineError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(1)
+    done_images = total_images(tasks, config) - total_images(pending, config)
+    click.echo(f"{len(tasks)} shards for {sum(len(t.entries) for t in tasks)} models "
+               f"({len(tasks) - len(pending)} already done); models root {root}", err=True)
+    start = time.perf_counter()
+    rendered = 0
+    try:
+        from tqdm import tqdm
+
+        with tqdm(total=total_images(tasks, config), initial=done_images, unit="img",
+                  desc="rendering", file=sys.stderr, dynamic_ncols=True) as bar:
+            for result in run_tasks(pending, config, workers, backend):
+                rendered += result.images
+                bar.update(result.task.images(examples_per_model))
+                for failure in result.failures:
+                    bar.write(f"skipped {failure['model_id']}: {failure['reason']}")
+        manifest, failures = finish(tasks, config)
+    finally:
+        if client is not None:
+            client.close()
+    seconds = time.perf_counter() - start
+    rate = rendered / seconds if seconds > 0 else 0.0
+    click.echo(f"rendered {rendered} images in {seconds:.1f} s ({rate:.1f} images/s)")
+    click.echo(f"dataset: {out}  manifest: {manifest}")
+    if failures:
+        click.echo(f"{len(failures)} model(s) failed and were skipped; "
+                   f"see {out / 'failures.csv'}", err=True)
+        sys.exit(1)
+
+
+def _dask_client(backend: str, scheduler: str | None):
+    if backend != "dask":
+        return None
+    if not scheduler:
+        raise PipelineError("--backend dask needs --scheduler ADDRESS (e.g. tcp://host:8786)")
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise PipelineError("the dask backend needs dask.distributed: "
+                            "pip install 'tha-data-engine[cluster]'") from None
+    return Client(scheduler)
+
+
+def verify_dataset(directory: Path) -> dict:
+    """Every check ``pipeline verify`` makes; problems listed per shard."""
+    manifest = read_manifest(directory)
+    report = {"dataset": str(directory), "shards": len(manifest["shards"]), "problems": {}}
+    for entry in manifest["shards"]:
+        problems = verify_shard(directory / entry["file"], entry)
+        if problems:
+            report["problems"][entry["file"]] = problems
+    data = open_dataset(directory)
+    try:
+        poses = data.poses()
+        fits = {}
+        for column, parameter in enumerate(data.schema.parameters):
+            values = poses[:, column]
+            if len(values) < 20:
+                continue
+            if parameter.sampler == "linear_ramp":
+                p = ramp_fit_pvalue(values / parameter.high)
+            else:
+                p = uniform_fit_pvalue(values, parameter.low, parameter.high)
+            fits[parameter.name] = {"sampler": parameter.sampler, "p_value": p}
+            if p < FIT_P_MIN:
+                report["problems"].setdefault("poses", []).append(
+                    f"{parameter.name} does not follow its {parameter.sampler} distribution "
+                    f"(KS p = {p:.2g})")
+        report["examples"] = int(len(poses))
+        report["distribution_fits"] = fits
+    finally:
+        data.close()
+    report["ok"] = not report["problems"]
+    return report
+
+
+@click.command()
+@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def verify(directory, as_json):
+    """Check every shard against the manifest, the schema and the image rules."""
+    try:
+        report = verify_dataset(directory)
+    except PipelineError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        click.echo(f"{directory}: {report['shards']} shards, {report['examples']} examples")
+        for name, fit in report["distribution_fits"].items():
+            click.echo(f"  {name:<10} {fit['sampler']:<12} KS p = {fit['p_value']:.3f}")
+        for where, problems in report["problems"].items():
+            for problem in problems:
+                click.echo(f"  PROBLEM {where}: {problem}")
+        click.echo("ok" if report["ok"] else "FAILED")
+    sys.exit(0 if report["ok"] else 1)
+
+
+@click.command()
+@click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              required=True, help="PNG contact sheet to write.")
+@click.option("--per-split", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Examples shown per split.")
+def preview(directory, output, per_split):
+    """A contact sheet of rest / expression / posed triples with their poses."""
+    from mmdrender.sheet import Cell, Panel, compose_sheet
+
+    try:
+        data = open_dataset(directory)
+    except PipelineError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(1)
+    panels = []
+    with data:
+        for split in data.splits:
+            view = data.split(split)
+            picks = np.linspace(0, len(view) - 1, min(per_split, len(view))).round().astype(int)
+            for i in picks:
+                example = view[int(i)]
+                pose = ", ".join(f"{name}={value:+.2f}" for name, value in
+                                 zip(data.schema.names, example.pose, strict=True))
+                panels.append(Panel(f"{split} {example.model_id} #{example.example}: {pose}", [
+                    Cell(example.rest, "rest"), Cell(example.expression, "expression"),
+                    Cell(example.posed, "posed")]))
+    sheet = compose_sheet(panels, columns=2, cell_size=128,
+                          title=f"{directory}: rest | expression | posed")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(output)
+    click.echo(f"preview: {output}")

@@ -1,0 +1,207 @@
+"""The dataset run end to end on the sample characters: shards, resume, failures, Dask, verify."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mmdrender.samples import write_samples
+from pipeline import generate
+from pipeline.cli import main
+from pipeline.generate import RunConfig, finish, plan, run_tasks
+from pipeline.index import read_index
+from pipeline.shards import open_dataset
+
+EXAMPLES = 3
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory) -> tuple[Path, Path]:
+    """The sample characters and an index of them (all splits non-empty)."""
+    root = tmp_path_factory.mktemp("samples")
+    write_samples(root)
+    index = root / "models_index.csv"
+    result = CliRunner().invoke(main, ["index-samples", str(index), "--samples-dir", str(root)])
+    assert result.exit_code == 0, result.output
+    return root, index
+
+
+def config(root: Path, out: Path, **overrides) -> RunConfig:
+    return replace(RunConfig(out=out, models_root=root, examples_per_model=EXAMPLES, size=SIZE,
+                             samples=0, models_per_shard=2), **overrides)
+
+
+def run(args: list) -> object:
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def dataset_args(index: Path, root: Path, out: Path, *extra) -> list:
+    return ["dataset", "--index", index, "--root", root, "--out", out,
+            "--examples-per-model", EXAMPLES, "--size", SIZE, "--msaa", 0,
+            "--models-per-shard", 2, *extra]
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.iterdir()) if p.suffix in (".h5", ".json", ".csv")}
+
+
+@pytest.fixture(scope="module")
+def reference(library, tmp_path_factory) -> Path:
+    """One uninterrupted run through the CLI, for the other tests to compare with."""
+    root, index = library
+    out = tmp_path_factory.mktemp("reference")
+    result = run(dataset_args(index, root, out))
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_a_run_writes_every_split_and_the_triples(library, reference):
+    root, index = library
+    entries = read_index(index)
+    data = open_dataset(reference)
+    assert set(data.splits) == {"train", "validation", "test"}
+    assert len(data) == EXAMPLES * len(entries)
+    assert sorted({m.model_id for m in data.models()}) == sorted(e.model_id for e in entries)
+    example = data[0]
+    for image in (example.rest, example.expression, example.posed):
+        assert image.shape == (SIZE, SIZE, 4) and image.dtype == np.uint8
+        assert (image[image[..., 3] == 0] == 0).all() and (image[..., 3] > 0).any()
+    # The rest image has no rotation; the posed one (head turned) differs from its expression.
+    assert not np.array_equal(example.expression, example.posed)
+    with h5py.File(reference / "train-00000.h5") as f:
+        assert f.attrs["dataset_seed"] == 0 and f.attrs["image_size"] == SIZE
+    assert (reference / "failures.csv").read_text().strip() == "model_id,path,split,shard,reason"
+
+
+def test_poses_stored_are_the_seeded_ones(reference):
+    from pipeline.poses import THA1, sample_example
+
+    data = open_dataset(reference)
+    for i in (0, len(data) - 1):
+        example = data[i]
+        np.testing.assert_array_equal(
+            example.pose, sample_example(THA1, 0, example.model_id, example.example))
+
+
+def test_kill_and_resume_gives_identical_shards(library, reference, tmp_path, monkeypatch):
+    root, index = library
+    real = generate.render_shard
+    calls = []
+
+    def crash_on_second(task, cfg):
+        calls.append(task.name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # as Ctrl-C mid-run
+        return real(task, cfg)
+
+    monkeypatch.setattr(generate, "render_shard", crash_on_second)
+    interrupted = run(dataset_args(index, root, tmp_path))
+    assert interrupted.exit_code != 0
+    assert not (tmp_path / "manifest.json").exists()
+    finished = sorted(p.name for p in tmp_path.glob("*.h5"))
+    assert len(finished) == 1  # one complete shard, nothing partial under a final name
+    monkeypatch.setattr(generate, "render_shard", real)
+    resumed = run(dataset_args(index, root, tmp_path))
+    assert resumed.exit_code == 0, resumed.output
+    assert "(1 already done)" in resumed.output
+    assert digests(tmp_path) == digests(reference)
+
+
+def test_a_broken_model_is_recorded_and_the_rest_succeeds(library, tmp_path):
+    root, index = library
+    broken_root = tmp_path / "models"
+    shutil.copytree(root, broken_root)
+    entries = read_index(index)
+    victim = entries[0]
+    (broken_root / victim.path).write_bytes(b"PMX \x00\x00\x00\x40 truncated")
+    out = tmp_path / "out"
+    result = run(dataset_args(index, broken_root, out))
+    assert result.exit_code == 1
+    assert "1 model(s) failed" in result.output
+    with open(out / "failures.csv", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    assert [r["model_id"] for r in rows] == [victim.model_id]
+    assert "sha256" in rows[0]["reason"] or "ends early" in rows[0]["reason"]
+    data = open_dataset(out)
+    assert len(data) == EXAMPLES * (len(entries) - 1)
+    assert victim.model_id not in {m.model_id for m in data.models()}
+
+
+def test_a_model_without_head_bounds_is_rejected_with_the_reason(library, tmp_path):
+    root, index = library
+    entries = [replace(e, head_top_y=None, head_bottom_y=None) if i == 0 else e
+               for i, e in enumerate(read_index(index))]
+    cfg = config(root, tmp_path)
+    tasks = plan(entries, cfg)
+    results = list(run_tasks(tasks, cfg))
+    failures = [f for r in results for f in r.failures]
+    assert len(failures) == 1 and "head bounds" in failures[0]["reason"]
+    finish(tasks, cfg)
+
+
+def test_a_model_with_only_a_both_eyes_morph_closes_both_through_it(library, tmp_path):
+    root, index = library
+    entries = read_index(index)
+    entries[0] = replace(entries[0], wink_left=None, wink_right=None)
+    cfg = config(root, tmp_path, models_per_shard=1)
+    task = next(t for t in plan(entries, cfg) if t.entries[0].model_id == entries[0].model_id)
+    generate.render_shard(task, cfg)
+    with h5py.File(tmp_path / task.name) as f:
+        assert bool(f["models/both_eyes_wink"][0])
+        poses = f["pose"][()]
+    np.testing.assert_array_equal(poses[:, 0], poses[:, 1])
+
+
+def test_verify_passes_then_catches_a_corrupted_shard(reference, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(reference, copy)
+    ok = run(["verify", copy, "--json"])
+    assert ok.exit_code == 0, ok.output
+    shard = copy / "train-00000.h5"
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    bad = run(["verify", copy])
+    assert bad.exit_code == 1
+    assert "train-00000.h5" in bad.output and "sha256" in bad.output
+
+
+def test_preview_writes_a_sheet(reference, tmp_path):
+    result = run(["preview", reference, "-o", tmp_path / "sheet.png"])
+    assert result.exit_code == 0, result.output
+    from PIL import Image
+
+    sheet = Image.open(tmp_path / "sheet.png")
+    assert sheet.width > 3 * 128 and sheet.height > 128
+
+
+def test_an_index_without_splits_is_a_clear_error(library, tmp_path):
+    root, index = library
+    entries = [replace(e, split="") for e in read_index(index)]
+    from pipeline.index import write_index
+
+    index = tmp_path / "index.csv"
+    write_index(index, entries)
+    result = run(dataset_args(index, root, tmp_path / "out"))
+    assert result.exit_code == 1 and "pipeline split" in result.output
+
+
+def test_a_dask_local_cluster_run_equals_the_local_run(library, reference, tmp_path):
+    distributed = pytest.importorskip("dask.distributed")
+    root, index = library
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        result = run(dataset_args(index, root, tmp_path, "--backend", "dask", "--scheduler",
+                                  cluster.scheduler_address, "--workers", 2))
+    assert result.exit_code == 0, result.output
+    assert digests(tmp_path) == digests(reference)
