@@ -67,7 +67,7 @@ def dataset(index_path, out, root, examples_per_model, seed, size, shading, msaa
     click.echo(f"{len(tasks)} shards for {sum(len(t.entries) for t in tasks)} models "
                f"({len(tasks) - len(pending)} already done); models root {root}", err=True)
     start = time.perf_counter()
-    rendered = 0
+    rendered, peak_mb = 0, 0.0
     try:
         from tqdm import tqdm
 
@@ -75,6 +75,7 @@ def dataset(index_path, out, root, examples_per_model, seed, size, shading, msaa
                   desc="rendering", file=sys.stderr, dynamic_ncols=True) as bar:
             for result in run_tasks(pending, config, workers, backend):
                 rendered += result.images
+                peak_mb = max(peak_mb, result.peak_memory_mb)
                 bar.update(result.task.images(examples_per_model))
                 for failure in result.failures:
                     bar.write(f"skipped {failure['model_id']}: {failure['reason']}")
@@ -84,7 +85,8 @@ def dataset(index_path, out, root, examples_per_model, seed, size, shading, msaa
             client.close()
     seconds = time.perf_counter() - start
     rate = rendered / seconds if seconds > 0 else 0.0
-    click.echo(f"rendered {rendered} images in {seconds:.1f} s ({rate:.1f} images/s)")
+    click.echo(f"rendered {rendered} images in {seconds:.1f} s ({rate:.1f} images/s); "
+               f"peak worker memory {peak_mb:.0f} MB")
     click.echo(f"dataset: {out}  manifest: {manifest}")
     if failures:
         click.echo(f"{len(failures)} model(s) failed and were skipped; "

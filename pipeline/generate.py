@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import resource
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -73,6 +74,7 @@ class ShardResult:
     task: ShardTask
     images: int = 0
     failures: list[dict] = field(default_factory=list)
+    peak_memory_mb: float = 0.0  # of the worker process that rendered it
 
 
 def plan(entries: Iterable[ModelEntry], config: RunConfig) -> list[ShardTask]:
@@ -132,6 +134,7 @@ def render_shard(task: ShardTask, config: RunConfig) -> ShardResult:
                 writer.add_example(index, example, pose, expression, image)
             result.images += 1 + 2 * len(poses)
     _write_json_atomically(out / (task.name + FAILURES_SUFFIX), result.failures)
+    result.peak_memory_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return result
 
 
