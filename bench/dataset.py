@@ -52,7 +52,7 @@ def measure(name: str, entries: list[ModelEntry], root: Path, samples: int) -> N
         finish(tasks, config)
         seconds = time.perf_counter() - start
         images = sum(r.images for r in results)
-        assert images == total_images(tasks, config), "a model failed"
+        assert images == total_images(tasks), "a model failed"
         rate = images / seconds
         peak = max(r.peak_memory_mb for r in results)
         print(f"{name:34s} msaa {samples}: {images:5d} images in {seconds:5.1f} s = "

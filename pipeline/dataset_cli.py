@@ -32,6 +32,10 @@ FIT_P_MIN = 1e-4
                    "(default: $THA_MODELS_ROOT, else out/samples beside the index).")
 @click.option("--examples-per-model", type=click.IntRange(min=1), default=64,
               show_default=True)
+@click.option("--split-examples", metavar="SPLIT=N,...",
+              help="Examples per split in total (e.g. train=500000,validation=10000,"
+                   "test=10000), spread evenly over each split's models; overrides "
+                   "--examples-per-model for the splits named.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--size", type=click.IntRange(16, 4096), default=256, show_default=True)
 @click.option("--shading", type=click.Choice(["phong", "toon"]), default="phong",
@@ -44,14 +48,15 @@ FIT_P_MIN = 1e-4
 @click.option("--backend", type=click.Choice(["loky", "dask"]), default="loky",
               show_default=True, help="loky: processes on this machine; dask: a Dask cluster.")
 @click.option("--scheduler", help="Dask scheduler address, with --backend dask.")
-def dataset(index_path, out, root, examples_per_model, seed, size, shading, msaa,
-            models_per_shard, workers, backend, scheduler):
+def dataset(index_path, out, root, examples_per_model, split_examples, seed, size, shading,
+            msaa, models_per_shard, workers, backend, scheduler):
     """Render every usable model of the index into HDF5 shards under OUT."""
     try:
         entries = read_index(index_path)
         root = default_models_root(root, index_path)
         config = RunConfig(out=out, models_root=root, examples_per_model=examples_per_model,
-                           seed=seed, size=size, shading=shading, samples=msaa,
+                           split_examples=_parse_split_examples(split_examples), seed=seed,
+                           size=size, shading=shading, samples=msaa,
                            models_per_shard=models_per_shard)
         tasks = plan(entries, config)
         if not tasks:
@@ -63,7 +68,7 @@ def dataset(index_path, out, root, examples_per_model, seed, size, shading, msaa
     except PipelineError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(1)
-    done_images = total_images(tasks, config) - total_images(pending, config)
+    done_images = total_images(tasks) - total_images(pending)
     click.echo(f"{len(tasks)} shards for {sum(len(t.entries) for t in tasks)} models "
                f"({len(tasks) - len(pending)} already done); models root {root}", err=True)
     start = time.perf_counter()
@@ -71,12 +76,12 @@ def dataset(index_path, out, root, examples_per_model, seed, size, shading, msaa
     try:
         from tqdm import tqdm
 
-        with tqdm(total=total_images(tasks, config), initial=done_images, unit="img",
+        with tqdm(total=total_images(tasks), initial=done_images, unit="img",
                   desc="rendering", file=sys.stderr, dynamic_ncols=True) as bar:
             for result in run_tasks(pending, config, workers, backend):
                 rendered += result.images
                 peak_mb = max(peak_mb, result.peak_memory_mb)
-                bar.update(result.task.images(examples_per_model))
+                bar.update(result.task.images)
                 for failure in result.failures:
                     bar.write(f"skipped {failure['model_id']}: {failure['reason']}")
         manifest, failures = finish(tasks, config)
@@ -92,6 +97,19 @@ def dataset(index_path, out, root, examples_per_model, seed, size, shading, msaa
         click.echo(f"{len(failures)} model(s) failed and were skipped; "
                    f"see {out / 'failures.csv'}", err=True)
         sys.exit(1)
+
+
+def _parse_split_examples(text: str | None) -> tuple[tuple[str, int], ...]:
+    if not text:
+        return ()
+    totals = []
+    for item in text.split(","):
+        split, _, count = item.partition("=")
+        if not count.strip().isdigit() or split.strip() not in ("train", "validation", "test"):
+            raise PipelineError(f"--split-examples: {item!r} is not SPLIT=N with SPLIT one of "
+                                "train, validation, test")
+        totals.append((split.strip(), int(count)))
+    return tuple(totals)
 
 
 def _dask_client(backend: str, scheduler: str | None):

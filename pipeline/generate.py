@@ -42,6 +42,7 @@ class RunConfig:
     out: Path
     models_root: Path
     examples_per_model: int
+    split_examples: tuple[tuple[str, int], ...] = ()  # (split, total): overrides per model
     seed: int = 0
     size: int = 256
     shading: str = "phong"
@@ -60,13 +61,15 @@ class ShardTask:
     split: str
     number: int
     entries: tuple[ModelEntry, ...]
+    examples: tuple[int, ...]  # per entry
 
     @property
     def name(self) -> str:
         return f"{self.split}-{self.number:05d}.h5"
 
-    def images(self, examples_per_model: int) -> int:
-        return len(self.entries) * (1 + 2 * examples_per_model)
+    @property
+    def images(self) -> int:
+        return sum(1 + 2 * n for n in self.examples)
 
 
 @dataclass
@@ -87,13 +90,28 @@ def plan(entries: Iterable[ModelEntry], config: RunConfig) -> list[ShardTask]:
     for entry in entries:
         if entry.status != "rejected" and entry.split:
             by_split.setdefault(entry.split, []).append(entry)
+    totals = dict(config.split_examples)
+    unknown = set(totals) - set(by_split)
+    if unknown:
+        raise PipelineError(f"example totals given for splits with no usable model: "
+                            f"{sorted(unknown)}")
     tasks = []
     for split in sorted(by_split):
         models = sorted(by_split[split], key=lambda e: e.model_id)
+        counts = _spread(totals[split], len(models)) if split in totals else \
+            [config.examples_per_model] * len(models)
         for number, start in enumerate(range(0, len(models), config.models_per_shard)):
-            tasks.append(ShardTask(split, number,
-                                   tuple(models[start:start + config.models_per_shard])))
+            stop = start + config.models_per_shard
+            tasks.append(ShardTask(split, number, tuple(models[start:stop]),
+                                   tuple(counts[start:stop])))
     return tasks
+
+
+def _spread(total: int, models: int) -> list[int]:
+    """``total`` examples over ``models`` as evenly as possible, extras to the first."""
+    if total < models:
+        raise PipelineError(f"{total} examples cannot give each of {models} models one")
+    return [total // models + (1 if i < total % models else 0) for i in range(models)]
 
 
 def is_done(task: ShardTask, out: Path) -> bool:
@@ -120,9 +138,9 @@ def render_shard(task: ShardTask, config: RunConfig) -> ShardResult:
     out = Path(config.out)
     with ShardWriter(out / task.name, config.schema, config.size,
                      config.renderer_settings(), config.seed, task.split) as writer:
-        for entry in task.entries:
+        for entry, examples in zip(task.entries, task.examples, strict=True):
             try:
-                rendered = render_model(entry, config)
+                rendered = render_model(entry, config, examples)
             except (MMDRenderError, PipelineError) as error:
                 result.failures.append({"model_id": entry.model_id, "path": entry.path,
                                         "reason": str(error)})
@@ -138,7 +156,7 @@ def render_shard(task: ShardTask, config: RunConfig) -> ShardResult:
     return result
 
 
-def render_model(entry: ModelEntry, config: RunConfig):
+def render_model(entry: ModelEntry, config: RunConfig, examples: int):
     """All images of one model, or a specific error saying why it cannot be used."""
     path = resolve_model_path(entry, config.models_root)
     if entry.head_top_y is None or entry.head_bottom_y is None:
@@ -161,8 +179,7 @@ def render_model(entry: ModelEntry, config: RunConfig):
     head_x = float(model.bones[model.bone_index(HEAD_BONE)].position[0])
     camera = Camera.from_head_bounds(entry.head_top_y, entry.head_bottom_y, head_x,
                                      size=config.size)
-    poses = sample_examples(config.schema, config.seed, entry.model_id, 0,
-                            config.examples_per_model)
+    poses = sample_examples(config.schema, config.seed, entry.model_id, 0, examples)
     if not one_eye:
         # One sampled eye value, closed through the both-eyes morph; the stored
         # pose says so (both eyes equal) and the shard flags the model.
@@ -242,5 +259,5 @@ def finish(tasks: list[ShardTask], config: RunConfig) -> tuple[Path, list[dict]]
     return write_manifest(out, [out / task.name for task in tasks]), failures
 
 
-def total_images(tasks: list[ShardTask], config: RunConfig) -> int:
-    return sum(task.images(config.examples_per_model) for task in tasks)
+def total_images(tasks: list[ShardTask]) -> int:
+    return sum(task.images for task in tasks)

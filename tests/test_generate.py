@@ -176,6 +176,22 @@ def test_verify_passes_then_catches_a_corrupted_shard(reference, tmp_path):
     assert "train-00000.h5" in bad.output and "sha256" in bad.output
 
 
+def test_split_totals_are_spread_over_the_models_of_each_split(library, tmp_path):
+    root, index = library
+    result = run(dataset_args(index, root, tmp_path, "--split-examples", "train=7,test=2"))
+    assert result.exit_code == 0, result.output
+    data = open_dataset(tmp_path)
+    assert len(data.split("train")) == 7 and len(data.split("test")) == 2
+    assert len(data.split("validation")) == EXAMPLES  # not named: per-model count
+    per_model = {}
+    for i in range(len(data.split("train"))):
+        example = data.split("train")[i]
+        per_model[example.model_id] = per_model.get(example.model_id, 0) + 1
+    assert sorted(per_model.values()) == [2, 2, 3]
+    bad = run(dataset_args(index, root, tmp_path / "x", "--split-examples", "train=lots"))
+    assert bad.exit_code == 1 and "SPLIT=N" in bad.output
+
+
 def test_preview_writes_a_sheet(reference, tmp_path):
     result = run(["preview", reference, "-o", tmp_path / "sheet.png"])
     assert result.exit_code == 0, result.output
