@@ -162,10 +162,12 @@ class Renderer:
             return program
         defines = tuple(name for name, on in zip(("ALPHA_TEST", "TWO_SIDED", "SPECULAR"),
                                                  variant, strict=True) if on)
+        if self.shading == "toon":
+            defines += ("TOON",)
         try:
             program = self.ctx.program(
                 vertex_shader=load_shader("mesh.vert.glsl"),
-                fragment_shader=load_shader(f"{self.shading}.frag.glsl", defines),
+                fragment_shader=load_shader("material.frag.glsl", defines),
             )
         except moderngl.Error as error:
             raise RenderError(f"cannot compile the {self.shading} shaders: {error}") from error

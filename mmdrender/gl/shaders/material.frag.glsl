@@ -1,22 +1,29 @@
 #version 330 core
-// Phong shading as the dataset specification (section 5) describes it.
+// Material shading, in two modes chosen by defining TOON or not.
 //
+// Phong (the dataset's default, specification section 5):
 //   base   = material diffuse RGB * texture RGB  (sphere: * sphere RGB or + sphere RGB)
 //   colour = base * (ambient + directional * max(N.L, 0))
-//          + material specular * directional * max(N.H, 0)^power   (power > 0)
-//   alpha  = material alpha * texture alpha
+// Toon (MMD-like):
+//   colour = clamp(material diffuse RGB * (ambient + directional), 0, 1) * texture RGB
+//            (sphere: * or + sphere RGB) * toon(v = 0.5 - 0.5 * N.L)
+// Both:
+//   colour += material specular * directional * max(N.H, 0)^power   (power > 0)
+//   alpha   = material alpha * texture alpha
 //
 // The material's diffuse colour is also its ambient coefficient, so a surface
 // facing the viewer under the default lights (0.5 ambient + 0.5 along -z)
-// shows exactly its texture colour (times or plus its sphere map). Modellers
-// use sphere maps as part of a material's look (an additive .spa that
-// brightens skin, say), so they apply here as in MMD and in toon mode: looked
-// up by the view-space normal, multiplied into or added to the base colour
-// before lighting. As in MMD, the arithmetic is done on the stored 8-bit sRGB
-// values directly, not in linear light.
-// The output is premultiplied (rgb * a, a) for ONE, ONE_MINUS_SRC_ALPHA blending.
+// shows exactly its texture colour (times or plus its sphere map); toon ramps
+// are lit at their top row (N.L = 1), so toon mode agrees there. Modellers use
+// sphere maps as part of a material's look (an additive .spa that brightens
+// skin, say), so both modes apply them as MMD does: looked up by the view-space
+// normal, multiplied into or added to the colour before lighting. As in MMD, the
+// arithmetic is done on the stored 8-bit sRGB values directly, not in linear
+// light. The output is premultiplied (rgb * a, a) for ONE, ONE_MINUS_SRC_ALPHA
+// blending.
 //
 // The renderer compiles variants by defining, after the #version line:
+//   TOON        toon shading instead of Phong;
 //   ALPHA_TEST  discard fragments with alpha < 1/255 (left out for materials
 //               that cannot produce one, so llvmpipe can test depth early);
 //   TWO_SIDED   light back faces with the flipped normal (double-sided materials);
@@ -37,6 +44,9 @@ layout(std140) uniform Material {
 
 uniform sampler2D diffuse_texture;
 uniform sampler2D sphere_texture;
+#ifdef TOON
+uniform sampler2D toon_texture;
+#endif
 uniform float light_ambient;
 uniform float light_directional;
 uniform vec3 light_to;    // unit vector from the surface towards the light
@@ -65,15 +75,28 @@ void main() {
         n = -n;  // two-sided lighting for double-sided materials
     }
 #endif
-    vec3 base = diffuse.rgb * tex.rgb;
+#ifdef TOON
+    vec3 colour = clamp(diffuse.rgb * (light_ambient + light_directional), 0.0, 1.0) * tex.rgb;
+#else
+    vec3 colour = diffuse.rgb * tex.rgb;
+#endif
     if (modes.y != 0) {
         // Sphere maps are indexed by the view-space normal; v = 0 is the top row.
         vec2 sphere_uv = modes.y == 3 ? v_sub_uv : vec2(0.5 + 0.5 * n.x, 0.5 - 0.5 * n.y);
         vec3 sphere = clamp(texture(sphere_texture, sphere_uv) * sphere_multiply + sphere_add,
                             0.0, 1.0).rgb;
-        base = modes.y == 2 ? base + sphere : base * sphere;
+        colour = modes.y == 2 ? colour + sphere : colour * sphere;
     }
-    vec3 colour = base * (light_ambient + light_directional * max(dot(n, light_to), 0.0));
+#ifdef TOON
+    if (modes.z != 0) {
+        float ndl = dot(n, light_to);
+        vec3 toon = clamp(texture(toon_texture, vec2(0.5, 0.5 - 0.5 * ndl)) * toon_multiply
+                          + toon_add, 0.0, 1.0).rgb;
+        colour *= toon;
+    }
+#else
+    colour *= light_ambient + light_directional * max(dot(n, light_to), 0.0);
+#endif
 #ifdef SPECULAR
     colour += specular.rgb * light_directional * pow(max(dot(n, light_half), 0.0), specular.w);
 #endif
