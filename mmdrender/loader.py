@@ -20,7 +20,7 @@ from mmdrender import textures
 from mmdrender.errors import ModelLoadError
 from mmdrender.formats import frame
 from mmdrender.formats.binary import FormatError
-from mmdrender.formats.parts import ModelParts, RawMaterial, RawVertices
+from mmdrender.formats.parts import ModelParts, RawMaterial
 from mmdrender.formats.pmd_reader import read_pmd
 from mmdrender.formats.pmx_reader import read_pmx
 from mmdrender.model import (
@@ -112,7 +112,7 @@ def _assemble(path: Path, parts: ModelParts, model_dir: Path, models_root: Path)
         textures=tuple(texture_refs.values()), warnings=tuple(warnings))
 
 
-def _vertices(raw: RawVertices, bone_count: int, warnings: list[str]) -> Vertices:
+def _vertices(raw: Vertices, bone_count: int, warnings: list[str]) -> Vertices:
     indices = raw.bone_indices.astype(np.int32)
     weights = np.where(indices >= 0, raw.bone_weights, 0.0).astype(np.float32)
     invalid = indices >= bone_count

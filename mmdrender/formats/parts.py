@@ -1,8 +1,8 @@
 """What a format reader hands to the loader: file-order data, before checking.
 
-Vertex arrays are still in the file's frame here (the loader converts them once,
-with the weights); texture references are still the file's strings. Bones and
-morphs are already model types.
+``vertices`` is a :class:`~mmdrender.model.Vertices` still in the file's frame,
+its weights unchecked (the loader converts and checks it once); texture
+references are still the file's strings. Bones and morphs are already final.
 """
 
 from __future__ import annotations
@@ -11,22 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mmdrender.model import Bone, Morph
-
-
-@dataclass
-class RawVertices:
-    """As ``model.Vertices``, in the file's frame, weights not yet checked."""
-
-    positions: np.ndarray
-    normals: np.ndarray
-    uvs: np.ndarray
-    extra_uvs: np.ndarray
-    skinning: np.ndarray
-    bone_indices: np.ndarray
-    bone_weights: np.ndarray
-    sdef: np.ndarray
-    edge_scale: np.ndarray
+from mmdrender.model import Bone, Morph, Vertices
 
 
 @dataclass
@@ -57,7 +42,7 @@ class ModelParts:
     english_name: str
     comment: str
     english_comment: str
-    vertices: RawVertices
+    vertices: Vertices  # in the file's frame, weights unchecked
     indices: np.ndarray  # flat, int64, three per triangle
     materials: list[RawMaterial]
     bones: list[Bone]

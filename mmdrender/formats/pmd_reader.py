@@ -15,7 +15,7 @@ import pymeshio.pmd.reader
 
 from mmdrender.formats import frame
 from mmdrender.formats.binary import ArrayReading, FormatError, floats
-from mmdrender.formats.parts import ModelParts, RawMaterial, RawVertices
+from mmdrender.formats.parts import ModelParts, RawMaterial
 from mmdrender.model import (
     IK,
     Bone,
@@ -27,6 +27,7 @@ from mmdrender.model import (
     MorphPanel,
     SphereMode,
     VertexMorph,
+    Vertices,
 )
 
 _VERTEX = np.dtype([("position", "<f4", 3), ("normal", "<f4", 3), ("uv", "<f4", 2),
@@ -66,7 +67,7 @@ def read_pmd(data: bytes) -> ModelParts:
     weights[:, 1] = 1.0 - weights[:, 0]
     indices = np.full((len(rows), 4), -1, dtype=np.int32)
     indices[:, :2] = rows["bones"]
-    vertices = RawVertices(
+    vertices = Vertices(
         positions=rows["position"], normals=rows["normal"], uvs=rows["uv"],
         extra_uvs=np.zeros((len(rows), 0, 4), dtype=np.float32),
         skinning=np.ones(len(rows), dtype=np.uint8),  # BDEF2

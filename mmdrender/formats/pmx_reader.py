@@ -18,7 +18,7 @@ import pymeshio.pmx.reader
 
 from mmdrender.formats import frame
 from mmdrender.formats.binary import ArrayReading, FormatError, floats, index_dtype
-from mmdrender.formats.parts import ModelParts, RawMaterial, RawVertices
+from mmdrender.formats.parts import ModelParts, RawMaterial
 from mmdrender.model import (
     IK,
     Bone,
@@ -33,6 +33,7 @@ from mmdrender.model import (
     UnsupportedMorph,
     UVMorph,
     VertexMorph,
+    Vertices,
 )
 
 # Bytes of a deform record after the type byte, given the bone index size b.
@@ -57,7 +58,7 @@ class PmxReader(ArrayReading, pymeshio.pmx.reader.Reader):
         # Mangled text (zip tools, broken editors) must not stop a load.
         return self.take(size).decode(self.codec, errors="replace")
 
-    def read_vertices(self) -> RawVertices:
+    def read_vertices(self) -> Vertices:
         b = self.sizes["bone"]
         head = 32 + 16 * self.extra_uvs  # position, normal, uv, additional uvs
         count = self.read_count(4, head + 1 + b + 4, "vertices")
@@ -115,7 +116,7 @@ class PmxReader(ArrayReading, pymeshio.pmx.reader.Reader):
             else:
                 weights[rows] = gather(at, "<f4", 4)
             edge[rows] = gather(offsets[rows] + sizes[kind] - 4, "<f4", 1)[:, 0]
-        return RawVertices(
+        return Vertices(
             positions=floats[:, 0:3], normals=floats[:, 3:6], uvs=floats[:, 6:8],
             extra_uvs=floats[:, 8:].reshape(count, self.extra_uvs, 4),
             skinning=types, bone_indices=indices, bone_weights=weights, sdef=sdef,
