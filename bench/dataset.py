@@ -23,7 +23,7 @@ from pipeline.index import ModelEntry, file_sha256, sample_entries
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "models"
 REAL_MODEL = "animasa_miku_v2/miku_v2.pmd"
-EXAMPLES = 48
+EXAMPLES = 128
 WORKERS = 2
 TARGET = 100.0
 THA1_RATE = 18.0
