@@ -42,6 +42,11 @@ FIT_P_MIN = 1e-4
               show_default=True)
 @click.option("--msaa", type=click.IntRange(0, 16), default=4, show_default=True,
               help="Multisample anti-aliasing samples (0: off).")
+@click.option("--lights", type=click.Choice(["fixed", "tha1", "tha2"]), default="fixed",
+              show_default=True,
+              help="fixed: ambient 0.5 + directional 0.5 along -z. tha1: ambient uniform in "
+                   "[0.5, 1.2] (removes dark circles at closed eyes); tha2: ambient in "
+                   "[0.5, 0.75], directional in [0.5, 1.25]. Sampled once per model.")
 @click.option("--models-per-shard", type=click.IntRange(min=1), default=4, show_default=True)
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Parallel worker processes, each with its own GL context.")
@@ -49,14 +54,14 @@ FIT_P_MIN = 1e-4
               show_default=True, help="loky: processes on this machine; dask: a Dask cluster.")
 @click.option("--scheduler", help="Dask scheduler address, with --backend dask.")
 def dataset(index_path, out, root, examples_per_model, split_examples, seed, size, shading,
-            msaa, models_per_shard, workers, backend, scheduler):
+            msaa, lights, models_per_shard, workers, backend, scheduler):
     """Render every usable model of the index into HDF5 shards under OUT."""
     try:
         entries = read_index(index_path)
         root = default_models_root(root, index_path)
         config = RunConfig(out=out, models_root=root, examples_per_model=examples_per_model,
                            split_examples=_parse_split_examples(split_examples), seed=seed,
-                           size=size, shading=shading, samples=msaa,
+                           size=size, shading=shading, samples=msaa, lights=lights,
                            models_per_shard=models_per_shard)
         tasks = plan(entries, config)
         if not tasks:

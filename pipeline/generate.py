@@ -28,7 +28,7 @@ from mmdrender.loader import load_model
 from mmdrender.pose import HEAD_BONE, MorphMapping, Poser
 from pipeline.errors import PipelineError
 from pipeline.index import ModelEntry, file_sha256, resolve_model_path
-from pipeline.poses import THA1, PoseSchema, sample_examples
+from pipeline.poses import THA1, PoseSchema, example_rng, sample_examples
 from pipeline.shards import ShardWriter, write_manifest
 
 FAILURES_SUFFIX = ".failures.json"
@@ -49,11 +49,21 @@ class RunConfig:
     samples: int = 4
     models_per_shard: int = 4
     schema: PoseSchema = THA1
+    lights: str = "fixed"  # or "tha1" / "tha2": sampled per model (spec section 5)
 
     def renderer_settings(self) -> dict:
-        return {"shading": self.shading, "msaa_samples": self.samples,
-                "lights": asdict(Lights()), "projection": "orthographic",
+        lights = asdict(Lights()) if self.lights == "fixed" else {
+            "sampling": self.lights, "per": "model",
+            "seed": "example_rng(seed, model_id, 0, purpose='lights')"}
+        return {"shading": self.shading, "msaa_samples": self.samples, "lights": lights,
+                "projection": "orthographic",
                 "framing": "head top/bottom -> rows size/4 and 3*size/4"}
+
+    def model_lights(self, model_id: str) -> Lights:
+        """One lighting per model, so its rest, expression and posed images match."""
+        if self.lights == "fixed":
+            return Lights()
+        return Lights.sample(example_rng(self.seed, model_id, 0, purpose="lights"), self.lights)
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,8 @@ def plan(entries: Iterable[ModelEntry], config: RunConfig) -> list[ShardTask]:
         raise PipelineError("examples per model must be at least 1")
     if config.models_per_shard < 1:
         raise PipelineError("models per shard must be at least 1")
+    if config.lights not in ("fixed", "tha1", "tha2"):
+        raise PipelineError(f"lights must be fixed, tha1 or tha2, not {config.lights!r}")
     by_split: dict[str, list[ModelEntry]] = {}
     for entry in entries:
         if entry.status != "rejected" and entry.split:
@@ -192,15 +204,16 @@ def render_model(entry: ModelEntry, config: RunConfig, examples: int):
             values.pop("eye_right", None)
         return poser.pose(values, morphs)
 
+    lights = config.model_lights(entry.model_id)
     scene = _renderer(config).prepare(model)
     try:
-        rest = scene.draw(pose({"mouth": 1.0}), camera)
+        rest = scene.draw(pose({"mouth": 1.0}), camera, lights)
         expressions, posed = [], []
         for values in poses:
             named = config.schema.as_mapping(values)
             morph_only = {k: v for k, v in named.items() if k in MORPH_PARAMETERS}
-            expressions.append(scene.draw(pose(morph_only), camera))
-            posed.append(scene.draw(pose(dict(named)), camera))
+            expressions.append(scene.draw(pose(morph_only), camera, lights))
+            posed.append(scene.draw(pose(dict(named)), camera, lights))
     finally:
         scene.release()
     fields = {"model_id": entry.model_id, "sha256": entry.sha256 or file_sha256(path),

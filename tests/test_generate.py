@@ -192,6 +192,24 @@ def test_split_totals_are_spread_over_the_models_of_each_split(library, tmp_path
     assert bad.exit_code == 1 and "SPLIT=N" in bad.output
 
 
+def test_sampled_lights_are_per_model_and_reproducible(library, reference, tmp_path):
+    root, index = library
+    result = run(dataset_args(index, root, tmp_path, "--lights", "tha1"))
+    assert result.exit_code == 0, result.output
+    lit, plain = open_dataset(tmp_path), open_dataset(reference)
+    brighter, models = 0, 0
+    for i in range(0, len(lit), EXAMPLES):
+        models += 1
+        a, b = lit[i], plain[i]
+        np.testing.assert_array_equal(a.pose, b.pose)  # lighting never shifts the poses
+        np.testing.assert_array_equal(a.rest[..., 3], b.rest[..., 3])  # same coverage
+        brighter += int(a.rest[..., :3].astype(int).sum() > b.rest[..., :3].astype(int).sum())
+    assert brighter == models  # THA1 ambient is drawn from [0.5, 1.2], above the fixed 0.5
+    cfg = config(root, tmp_path, lights="tha1")
+    assert cfg.model_lights("akane-akane") == cfg.model_lights("akane-akane")
+    assert cfg.model_lights("akane-akane") != cfg.model_lights("kai-kai")
+
+
 def test_preview_writes_a_sheet(reference, tmp_path):
     result = run(["preview", reference, "-o", tmp_path / "sheet.png"])
     assert result.exit_code == 0, result.output
