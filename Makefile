@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 setup-gui: $(STAMP)
+	@scripts/ensure-fonts.sh
 	$(PY) -m pip install -q -e '.[gui,dev]'
 
 setup-train: $(STAMP)
@@ -48,8 +49,9 @@ dataset: samples
 	$(VENV)/bin/pipeline preview $(DATASET) -o $(DATASET)/preview.png
 	@echo "Sample characters: $(SAMPLES)/   dataset: $(DATASET)/   preview: $(DATASET)/preview.png"
 
-annotate: setup-gui
-	@echo "The annotation GUI is not built yet (issue 5)." >&2; exit 2
+# The review window on the bundled samples' index (needs a display).
+annotate: setup-gui samples
+	$(VENV)/bin/annotate gui --index models_index.csv --root $(SAMPLES)
 
 train: setup-train
 	@echo "The trainer is not built yet (issue 6)." >&2; exit 2

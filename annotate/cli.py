@@ -17,7 +17,13 @@ from pathlib import Path
 import click
 
 from pipeline.errors import PipelineError
-from pipeline.index import DEFAULT_INDEX, models_root, read_index, resolve_model_path, write_index
+from pipeline.index import (
+    DEFAULT_INDEX,
+    models_root,
+    read_index,
+    resolve_model_path,
+    update_index,
+)
 
 PROGRESS_MIN_MODELS = 2  # a bar for a single model is noise
 
@@ -77,9 +83,10 @@ def scan(index_path: Path, root: Path | None):
     """Fill or refresh the proposals of every row whose status is auto.
 
     Writes head bounds and morph names into the row and the per-field
-    confidences into its notes; confirmed and rejected rows are never touched.
-    A model that fails to load keeps status auto, with the reason in
-    status_reason. The index is replaced atomically.
+    confidences into its notes; confirmed and rejected rows are never touched,
+    nor rows edited (in the review window, say) while the scan ran. A model
+    that fails to load keeps status auto, with the reason in status_reason. The
+    index is replaced atomically.
     """
     from annotate.auto import apply_proposal, propose
     from mmdrender.errors import MMDRenderError
@@ -103,10 +110,19 @@ def scan(index_path: Path, root: Path | None):
             except (MMDRenderError, PipelineError) as error:
                 failed += 1
                 result[i] = replace(entry, status_reason=" ".join(str(error).split()))
-    if result != entries:
-        write_index(index_path, result)
+    # Replace only rows nobody changed meanwhile (the review window may be open
+    # and saving): a confirmation or an edit made during the scan always wins.
+    proposed = {entries[i].model_id: (entries[i], result[i]) for i in todo
+                if result[i] != entries[i]}
+    current = read_index(index_path) if proposed else []
+    updates = [proposed[e.model_id][1] for e in current
+               if e.model_id in proposed and e == proposed[e.model_id][0]]
+    if updates:
+        update_index(index_path, updates)
+    skipped = len(proposed) - len(updates)
     click.echo(f"{index_path}: proposed {len(todo) - failed} auto row(s), {failed} failed to "
-               f"load, {len(entries) - len(todo)} confirmed/rejected left alone")
+               f"load, {len(entries) - len(todo)} confirmed/rejected left alone"
+               + (f", {skipped} edited meanwhile and kept" if skipped else ""))
 
 
 @main.command()
@@ -125,6 +141,13 @@ def gui(index_path: Path, root: Path | None):
     morph (the full list is in annotate/gui/app.py and at the window's foot).
     Needs PySide6: make setup-gui.
     """
+    import os
+
+    read_index(index_path)  # a bad index is one error line, before any window
+    if sys.platform.startswith("linux") and not any(
+            os.environ.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")):
+        raise PipelineError("no display to open the window on (DISPLAY and WAYLAND_DISPLAY "
+                            "are unset); run it in a desktop session or over ssh -X")
     try:
         from annotate.gui.app import run_gui
     except ImportError as error:

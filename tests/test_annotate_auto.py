@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -265,6 +266,31 @@ def test_scan_fills_auto_rows_and_never_touches_confirmed(tmp_path, samples_dir)
     again = CliRunner().invoke(main, ["scan", "--index", str(index), "--root", str(root)])
     assert again.exit_code == 0
     assert index.read_bytes().splitlines() == after
+
+
+def test_scan_keeps_a_row_confirmed_while_it_ran(tmp_path, samples_dir, monkeypatch):
+    """The review window may confirm a row mid-scan; the scan must not undo that."""
+    import annotate.auto
+    from pipeline.index import update_index
+
+    index, root = _index(tmp_path, samples_dir, ["auto", "auto"])
+    real = annotate.auto.propose
+    calls = []
+
+    def propose_and_confirm_meanwhile(model):
+        calls.append(model)
+        if len(calls) == 1:  # while the scan runs, a person confirms row 0
+            row = read_index(index)[0]
+            update_index(index, [replace(row, status="confirmed", head_top_y=99.0)])
+        return real(model)
+
+    monkeypatch.setattr(annotate.auto, "propose", propose_and_confirm_meanwhile)
+    result = CliRunner().invoke(main, ["scan", "--index", str(index), "--root", str(root)])
+    assert result.exit_code == 0, result.output
+    assert "1 edited meanwhile and kept" in result.output
+    rows = read_index(index)
+    assert rows[0].status == "confirmed" and rows[0].head_top_y == 99.0
+    assert rows[1].notes.startswith("auto: ")  # the untouched row got its proposal
 
 
 def test_scan_keeps_a_model_that_fails_to_load_auto(tmp_path, samples_dir):

@@ -1,0 +1,518 @@
+"""The review window: one model at a time, keyboard first, every change saved at once.
+
+Keys (also shown at the bottom of the window):
+
+=====================  ====================================================
+Enter                  confirm the model with the values shown, go to the next
+r                      reject: type a reason, Enter (Esc cancels)
+j / PageDown           next model;  k / PageUp: previous model
+Ctrl+Z                 undo the last saved change (written back to the index)
+Up / Down              move the active head line one pixel (Shift: ten)
+t / b                  make the top / bottom line the active one
+Left / Right (h / l)   previous / next candidate eye morph
+1 … 6                  the shown eye morph is wink_left, wink_right, wink_both,
+                       smile_wink_left, smile_wink_right, smile_wink_both
+Alt+1 … Alt+6          that role has no morph
+0                      the shown eye morph has no role
+, / .                  previous / next candidate mouth morph
+m  /  Alt+m            the shown mouth morph is mouth_open / there is none
+f                      filter: all, unconfirmed (status auto), low confidence first
++ / -                  zoom the head view in / out
+=====================  ====================================================
+
+The mouse drags the head lines (a press away from both moves the nearer one
+there) and picks models in the list.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import (
+    QApplication,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QVBoxLayout,
+    QWidget,
+)
+
+from mmdrender.errors import MMDRenderError
+from mmdrender.model import MorphPanel as Panel
+from pipeline.errors import PipelineError
+from pipeline.index import models_root
+
+from .source import VIEW_ZOOM, ModelSource, candidates
+from .store import EYE_ROLES, FIELDS, ReviewStore, shown_values
+from .widgets import (
+    CropPreview,
+    HeadView,
+    ModelList,
+    MorphPanel,
+    ReasonEdit,
+    to_qimage,
+)
+
+FILTERS = ("all", "unconfirmed", "low confidence first")
+EYE_KEYS = {Qt.Key.Key_1: "wink_left", Qt.Key.Key_2: "wink_right", Qt.Key.Key_3: "wink_both",
+            Qt.Key.Key_4: "smile_wink_left", Qt.Key.Key_5: "smile_wink_right",
+            Qt.Key.Key_6: "smile_wink_both"}
+EYE_LABELS = ("wink left", "wink right", "wink both (blink)",
+              "smile wink left", "smile wink right", "smile wink both")
+HELP = ("Enter confirm · r reject · j/k next/prev · Ctrl+Z undo · ↑↓ move line (t/b pick) · "
+        "←→ eye morph, 1-6 assign, Alt+1-6 none, 0 no role · ,/. mouth morph, m assign · "
+        "f filter · +/- zoom")
+
+
+class ReviewWindow(QWidget):
+    """Review the models of one index file.
+
+    ``source`` defaults to a :class:`ModelSource` on the models root;
+    ``background`` computes every model's proposals while the window is idle
+    (for the confidence column and "low confidence first").
+    """
+
+    def __init__(self, index_path, root=None, source: ModelSource | None = None,
+                 background: bool = True, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle(f"annotate — {index_path}")
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.store = ReviewStore(index_path)
+        self.source = source or ModelSource(models_root(root, index_path))
+        self.current: str | None = None
+        self.values: dict = {}
+        self.zoom: dict[str, float] = {}
+        self._cameras: dict[str, object] = {}
+        has_auto = any(e.status == "auto" for e in self.store.entries)
+        self.filter = "unconfirmed" if has_auto else "all"
+        self._build()
+        self._background = QTimer(self)
+        self._background.setInterval(0)
+        self._background.timeout.connect(self._propose_one)
+        self.refresh_list()
+        order = self.order()
+        self.select(order[0] if order else None)
+        if background:
+            self._background.start()
+
+    # ---------------------------------------------------------------- layout
+
+    def _build(self) -> None:
+        self.filter_box = QComboBox()
+        self.filter_box.addItems(FILTERS)
+        self.filter_box.setCurrentText(self.filter)
+        self.filter_box.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.filter_box.currentTextChanged.connect(self.set_filter)
+        self.list = ModelList()
+        self.list.modelClicked.connect(self.select)
+        self.counts = QLabel()
+        left = QVBoxLayout()
+        left.addWidget(self.filter_box)
+        left.addWidget(self.list, 1)
+        left.addWidget(self.counts)
+
+        self.head = HeadView()
+        self.head.boundsChanging.connect(lambda *_: self._update_crop())
+        self.head.boundsEdited.connect(self.on_bounds_edited)
+        self.crop = CropPreview()
+        self.info = QLabel()
+        self.info.setWordWrap(True)
+        self.info.setTextFormat(Qt.TextFormat.RichText)
+        under = QHBoxLayout()
+        under.addWidget(self.crop)
+        under.addWidget(self.info, 1)
+        middle = QVBoxLayout()
+        middle.addWidget(self.head, 1)
+        middle.addLayout(under)
+
+        keys = ("1", "2", "3", "4", "5", "6")
+        self.eyes = MorphPanel("Eyes", zip(EYE_ROLES, keys, EYE_LABELS, strict=True),
+                               "←/→ cycle · 1-6 assign · 0 no role")
+        self.eyes.candidateChanged.connect(lambda _: self._show_morph(self.eyes))
+        self.mouth = MorphPanel("Mouth", [("mouth_open", "m", "mouth open")],
+                                ",/. cycle · m assign")
+        self.mouth.candidateChanged.connect(lambda _: self._show_morph(self.mouth))
+        right = QVBoxLayout()
+        right.addWidget(self.eyes)
+        right.addWidget(self.mouth)
+        right.addStretch(1)
+
+        columns = QHBoxLayout()
+        columns.addLayout(left, 3)
+        columns.addLayout(middle, 5)
+        columns.addLayout(right, 4)
+        self.reason = ReasonEdit()
+        self.reason.hide()
+        self.reason.submitted.connect(self.reject)
+        self.reason.cancelled.connect(self._close_reason)
+        self.status = QLabel()
+        self.status.setTextFormat(Qt.TextFormat.RichText)
+        help_line = QLabel(HELP)
+        help_line.setStyleSheet("color: #777;")
+        help_line.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.addLayout(columns, 1)
+        layout.addWidget(self.reason)
+        layout.addWidget(self.status)
+        layout.addWidget(help_line)
+        self.resize(1280, 800)
+
+    # ---------------------------------------------------------------- the list
+
+    def order(self) -> list[str]:
+        """Model ids in list order for the current filter."""
+        entries = self.store.entries
+        if self.filter == "all":
+            return [e.model_id for e in entries]
+        todo = [e for e in entries if e.status == "auto"]
+        if self.filter == "unconfirmed":
+            return [e.model_id for e in todo]
+
+        def key(entry):
+            if entry.model_id in self.source.errors:
+                return (0, 0.0)
+            confidence = self.source.confidence(entry)
+            return (2, 0.0) if confidence is None else (1, confidence)
+
+        return [e.model_id for e in sorted(todo, key=key)]
+
+    def _row(self, entry):
+        tip = entry.path + (f"\n{entry.status_reason}" if entry.status_reason else "")
+        if entry.model_id in self.source.errors:
+            tip += f"\n{self.source.errors[entry.model_id]}"
+        return entry.model_id, entry.status, self.source.confidence(entry), tip
+
+    def refresh_list(self) -> None:
+        by_id = {e.model_id: e for e in self.store.entries}
+        self.list.set_rows(self._row(by_id[model_id]) for model_id in self.order())
+        self.list.select(self.current)
+        statuses = [e.status for e in self.store.entries]
+        self.counts.setText(f"{len(statuses)} models: {statuses.count('confirmed')} confirmed, "
+                            f"{statuses.count('rejected')} rejected, "
+                            f"{statuses.count('auto')} to review")
+
+    def set_filter(self, name: str) -> None:
+        if name not in FILTERS or name == self.filter:
+            return
+        self.filter = name
+        self.filter_box.setCurrentText(name)
+        self.refresh_list()
+        order = self.order()
+        if self.current not in order:
+            self.select(order[0] if order else None)
+
+    def _propose_one(self) -> None:
+        """Compute the proposals of one more model (idle work)."""
+        for entry in self.store.entries:
+            if entry.model_id not in self.source.proposals and \
+                    entry.model_id not in self.source.errors:
+                self.source.proposed(entry)
+                self.list.update_row(*self._row(self.store.entry(entry.model_id)))
+                return
+        self._background.stop()
+        if self.filter == "low confidence first":
+            self.refresh_list()
+
+    # ---------------------------------------------------------------- one model
+
+    def select(self, model_id: str | None) -> None:
+        """Show ``model_id`` (None: nothing left to show)."""
+        self.current = model_id
+        self.list.select(model_id)
+        if model_id is None:
+            self.values = {}
+            self.head.set_picture(None, None, "nothing to review with this filter "
+                                              "(press f for another)")
+            self.head.set_bounds(None, None, 0.0)
+            self.eyes.set_candidates([])
+            self.mouth.set_candidates([])
+            self.eyes.set_pictures(None, None)
+            self.mouth.set_pictures(None, None)
+            self._update_crop()
+            self._update_info()
+            return
+        entry = self.store.entry(model_id)
+        model = self.source.try_model(entry)
+        proposed = self.source.proposed(entry) if model is not None else None
+        self.list.update_row(*self._row(entry))
+        self.values = shown_values(entry, proposed.values if proposed else None)
+        self._show_head(entry, model, proposed)
+        guesses = [self.values[r] for r in EYE_ROLES]
+        if proposed:
+            guesses += [proposed.values[r] for r in EYE_ROLES]
+        self._set_panel_roles()
+        self.eyes.set_candidates(candidates(model, Panel.EYE, guesses))
+        mouth = [self.values["mouth_open"], proposed.values["mouth_open"] if proposed else None]
+        self.mouth.set_candidates(candidates(model, Panel.MOUTH, mouth))
+        if model is None:
+            self.eyes.set_pictures(None, None, "cannot load")
+            self.mouth.set_pictures(None, None, "cannot load")
+        self._update_info()
+
+    def _show_head(self, entry, model, proposed) -> None:
+        top, bottom = self.values["head_top_y"], self.values["head_bottom_y"]
+        if model is None:
+            self.head.set_picture(None, None, self.source.errors.get(entry.model_id, ""))
+            self.head.set_bounds(None, None, 0.0)
+            self._update_crop()
+            return
+        centre_x = self.source.centre_x(entry, model)
+        camera = self._cameras.get(entry.model_id)
+        if camera is None:
+            camera = self.source.view_camera(model, top, bottom, centre_x,
+                                             self.zoom.get(entry.model_id, VIEW_ZOOM))
+            self._cameras[entry.model_id] = camera
+        try:
+            image, message = to_qimage(self.source.image(entry, camera)), ""
+        except MMDRenderError as error:
+            image, message = None, f"cannot render: {error}"
+        self.head.set_picture(image, camera, message)
+        conf = {}
+        if proposed:
+            for which in ("top", "bottom"):
+                field = f"head_{which}_y"
+                if self.values[field] == proposed.values[field]:
+                    conf[which] = proposed.confidence[field]
+        self.head.set_bounds(top, bottom, centre_x, conf)
+        self._update_crop()
+
+    def _update_crop(self) -> None:
+        self.crop.set_crop(self.head.image, self.head.crop_source())
+
+    def _set_panel_roles(self) -> None:
+        proposed = self.source.proposals.get(self.current) if self.current else None
+        conf = proposed.confidence if proposed else {}
+        values = proposed.values if proposed else {}
+        self.eyes.set_roles(self.values, conf, values)
+        self.mouth.set_roles(self.values, conf, values)
+
+    def _show_morph(self, panel: MorphPanel) -> None:
+        """Render the rest face and the panel's candidate at weight 1."""
+        if self.current is None or panel.current is None:
+            return
+        entry = self.store.entry(self.current)
+        camera = self._cameras.get(self.current)
+        if camera is None:
+            return
+        face = self.source.face_camera(camera)
+        try:
+            rest = to_qimage(self.source.image(entry, face))
+            morphed = to_qimage(self.source.image(entry, face, panel.current))
+            panel.set_pictures(rest, morphed)
+        except MMDRenderError as error:
+            panel.set_pictures(None, None, f"cannot render: {error}")
+
+    def _update_info(self) -> None:
+        if self.current is None:
+            self.info.setText("")
+            return
+        entry = self.store.entry(self.current)
+        lines = [f"<b>{entry.model_id}</b>", entry.path,
+                 f"status: <b>{entry.status}</b>"
+                 + (f" — {entry.status_reason}" if entry.status_reason else "")]
+        if self.current in self.source.errors:
+            lines.append(f"<span style='color:#c04040'>{self.source.errors[self.current]}"
+                         "</span>")
+        if self.values.get("head_top_y") is not None:
+            lines.append(f"head {self.values['head_top_y']:.4f} … "
+                         f"{self.values['head_bottom_y']:.4f}")
+        self.info.setText("<br>".join(lines))
+
+    # ---------------------------------------------------------------- changes
+
+    def _save(self, values: dict, what: str, **columns) -> bool:
+        """Write the shown values (with ``values`` changed) into the index; False if refused."""
+        if self.current is None:
+            return False
+        new = {**self.values, **values}
+        try:
+            change = self.store.edit(self.current, new, what, **columns)
+        except PipelineError as error:
+            self.say(f"not saved: {error}", error=True)
+            self.select(self.current)  # show what the file holds
+            return False
+        self.values = new
+        self._set_panel_roles()
+        self.list.update_row(*self._row(self.store.entry(self.current)))
+        self._update_info()
+        if change is not None:
+            self.say(f"saved {self.current}: {what}")
+        return True
+
+    def on_bounds_edited(self, top: float, bottom: float) -> None:
+        self._save({"head_top_y": round(top, 4), "head_bottom_y": round(bottom, 4)},
+                   "head bounds")
+        self.head.set_bounds(self.values["head_top_y"], self.values["head_bottom_y"],
+                             self.head.centre_x, {})
+        self._update_crop()
+
+    def assign(self, field: str, name: str | None) -> None:
+        """Give role ``field`` the morph ``name`` (None: the model has no such morph)."""
+        self._save({field: name}, f"{field} = {name or 'none'}")
+
+    def clear_roles_of(self, name: str | None) -> None:
+        held = self.eyes.roles_of(name)
+        if held:
+            self._save(dict.fromkeys(held), f"{name}: no role")
+
+    def missing_for_confirm(self) -> list[str]:
+        """What the dataset generator needs and the shown values lack."""
+        v = self.values
+        missing = []
+        if v.get("head_top_y") is None or v.get("head_bottom_y") is None:
+            missing.append("head bounds")
+        if not v.get("mouth_open"):
+            missing.append("a mouth-open morph")
+        if not (v.get("wink_left") and v.get("wink_right")) and not v.get("wink_both"):
+            missing.append("eye morphs (wink left and right, or wink both)")
+        return missing
+
+    def confirm(self) -> None:
+        if self.current is None:
+            return
+        missing = self.missing_for_confirm()
+        if missing:
+            self.say(f"cannot confirm {self.current}: no {', '.join(missing)}; "
+                     "set them, or reject (r)", error=True)
+            return
+        self._decide(status="confirmed", status_reason="")
+
+    def ask_reason(self) -> None:
+        if self.current is None:
+            return
+        error = self.source.errors.get(self.current, "")
+        self.reason.setText(error or self.reason.text())
+        self.reason.selectAll()
+        self.reason.show()
+        self.reason.setFocus()
+
+    def _close_reason(self) -> None:
+        self.reason.hide()
+        self.setFocus()
+
+    def reject(self, reason: str) -> None:
+        if not reason:
+            self.say("give a reason to reject (Esc cancels)", error=True)
+            return
+        self._close_reason()
+        self._decide(status="rejected", status_reason=reason)
+
+    def _decide(self, **columns) -> None:
+        before = self.order()
+        model_id = self.current
+        if not self._save({}, columns["status"], **columns):
+            return
+        self.refresh_list()
+        after = self.order()
+        start = before.index(model_id) + 1 if model_id in before else 0
+        following = [m for m in before[start:] if m in after and m != model_id]
+        if following:
+            self.select(following[0])
+        elif model_id in after and after.index(model_id) + 1 < len(after):
+            self.select(after[after.index(model_id) + 1])
+        else:
+            self.select(after[0] if after and after[0] != model_id else None)
+            if self.current is None:
+                self.say(f"saved {model_id}: {columns['status']} — nothing left to review "
+                         "with this filter")
+
+    def undo(self) -> None:
+        try:
+            change = self.store.undo()
+        except PipelineError as error:
+            self.say(f"undo failed: {error}", error=True)
+            return
+        if change is None:
+            self.say("nothing to undo")
+            return
+        model_id = change.before.model_id
+        self.refresh_list()
+        if model_id not in self.order():
+            self.set_filter("all")
+        self.select(model_id)
+        self.say(f"undid {model_id}: {change.what}")
+
+    def step(self, delta: int) -> None:
+        order = self.order()
+        if not order:
+            return
+        if self.current in order:
+            index = max(0, min(len(order) - 1, order.index(self.current) + delta))
+        else:
+            index = 0
+        self.select(order[index])
+
+    def set_zoom(self, factor: float) -> None:
+        if self.current is None:
+            return
+        zoom = self.zoom.get(self.current, VIEW_ZOOM) * factor
+        self.zoom[self.current] = min(8.0, max(0.8, zoom))
+        self._cameras.pop(self.current, None)
+        self.select(self.current)
+
+    def say(self, text: str, error: bool = False) -> None:
+        colour = "#c04040" if error else "#2a7a3a"
+        self.status.setText(f"<span style='color:{colour}'>{text}</span>")
+
+    # ---------------------------------------------------------------- keys
+
+    def keyPressEvent(self, event):
+        key, mods = event.key(), event.modifiers()
+        K, M = Qt.Key, Qt.KeyboardModifier
+        alt = bool(mods & M.AltModifier)
+        ctrl = bool(mods & M.ControlModifier)
+        shift = bool(mods & M.ShiftModifier)
+        if ctrl and key == K.Key_Z:
+            self.undo()
+        elif ctrl:
+            super().keyPressEvent(event)
+        elif key in (K.Key_Return, K.Key_Enter):
+            self.confirm()
+        elif key == K.Key_R:
+            self.ask_reason()
+        elif key in (K.Key_J, K.Key_PageDown):
+            self.step(1)
+        elif key in (K.Key_K, K.Key_PageUp):
+            self.step(-1)
+        elif key in (K.Key_Up, K.Key_Down):
+            pixels = (10 if shift else 1) * (1 if key == K.Key_Up else -1)
+            self.head.nudge(self.head.active, pixels)
+        elif key in (K.Key_T, K.Key_B):
+            self.head.active = "top" if key == K.Key_T else "bottom"
+            self.head.update()
+        elif key in (K.Key_Left, K.Key_H):
+            self.eyes.step(-1)
+        elif key in (K.Key_Right, K.Key_L):
+            self.eyes.step(1)
+        elif key in EYE_KEYS:
+            self.assign(EYE_KEYS[key], None if alt else self.eyes.current)
+        elif key == K.Key_0:
+            self.clear_roles_of(self.eyes.current)
+        elif key in (K.Key_Comma, K.Key_Less):
+            self.mouth.step(-1)
+        elif key in (K.Key_Period, K.Key_Greater):
+            self.mouth.step(1)
+        elif key == K.Key_M:
+            self.assign("mouth_open", None if alt else self.mouth.current)
+        elif key == K.Key_F:
+            self.set_filter(FILTERS[(FILTERS.index(self.filter) + 1) % len(FILTERS)])
+        elif key in (K.Key_Plus, K.Key_Equal):
+            self.set_zoom(1 / 1.25)
+        elif key in (K.Key_Minus, K.Key_Underscore):
+            self.set_zoom(1.25)
+        else:
+            super().keyPressEvent(event)
+
+
+def run_gui(index_path: str | Path, root: str | Path | None = None) -> int:
+    """Open the review window on ``index_path`` and run until it is closed."""
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    window = ReviewWindow(index_path, root)
+    window.show()
+    window.setFocus()
+    return app.exec()
+
+
+__all__ = ["FIELDS", "FILTERS", "ReviewWindow", "run_gui"]

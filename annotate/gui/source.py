@@ -1,0 +1,194 @@
+"""Models, proposals and pictures for the review window (no Qt here).
+
+:func:`render_image` is the one call into the renderer; tests monkeypatch it.
+:class:`ModelSource` loads models (a few kept), runs
+:func:`annotate.auto.propose` once per model and caches rendered pictures, so
+stepping back and forth between models and morphs redraws nothing twice.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mmdrender.camera import HEAD_BONE, Camera, estimate_head_bounds
+from mmdrender.errors import MMDRenderError
+from mmdrender.model import Model, MorphPanel
+from pipeline.errors import PipelineError
+from pipeline.index import ModelEntry, resolve_model_path
+
+from .store import EYE_ROLES, FIELDS
+
+VIEW_SIZE = 384   # the head view's picture, pixels on a side
+FACE_SIZE = 192   # each morph picture
+VIEW_ZOOM = 1.7   # the head view shows this many head heights above and below the centre
+_NOTES = re.compile(r"(\w+) ([01](?:\.\d+)?)")
+
+
+def render_image(model: Model, camera: Camera, morphs: Mapping[str, float] | None = None
+                 ) -> np.ndarray:
+    """``model`` in its rest pose with ``morphs`` applied, seen by ``camera``.
+
+    Returns (size, size, 4) uint8 RGBA, first row = top (mmdrender's layout).
+    """
+    from mmdrender.pose import pose_model
+    from mmdrender.render import render
+
+    posed = pose_model(model, morphs=dict(morphs or {}))
+    return render(posed, camera, shading="toon")
+
+
+@dataclass(frozen=True)
+class Proposed:
+    """What :func:`annotate.auto.propose` said, flattened for the window."""
+
+    values: dict          # field -> value
+    confidence: dict      # field -> confidence in [0, 1]
+    centre_x: float
+
+    @property
+    def overall(self) -> float:
+        """The weakest field's confidence (what "low confidence first" sorts by)."""
+        return min(self.confidence.values()) if self.confidence else 0.0
+
+
+def notes_confidence(notes: str) -> float | None:
+    """The weakest confidence in an ``auto: field 0.93, ...`` notes line, else None."""
+    if not notes.startswith("auto:"):
+        return None
+    found = [float(v) for name, v in _NOTES.findall(notes) if name in FIELDS]
+    return min(found) if found else None
+
+
+class ModelSource:
+    """Loads the models of an index and renders what the window shows."""
+
+    def __init__(self, root: str | Path, keep_models: int = 4, keep_images: int = 256):
+        self.root = Path(root)
+        self._models: OrderedDict[str, Model] = OrderedDict()
+        self._keep_models = keep_models
+        self._images: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._keep_images = keep_images
+        self.proposals: dict[str, Proposed] = {}
+        self.errors: dict[str, str] = {}
+
+    # ---------------------------------------------------------------- models
+
+    def model(self, entry: ModelEntry) -> Model:
+        """The loaded model of ``entry``; raises PipelineError or MMDRenderError."""
+        model = self._models.get(entry.model_id)
+        if model is None:
+            from mmdrender.loader import load_model
+
+            path = resolve_model_path(entry, self.root)
+            model = load_model(path, root=self.root)
+            self._models[entry.model_id] = model
+            while len(self._models) > self._keep_models:
+                self._models.popitem(last=False)
+        self._models.move_to_end(entry.model_id)
+        return model
+
+    def try_model(self, entry: ModelEntry) -> Model | None:
+        """The model, or None with the reason in ``errors[model_id]``."""
+        try:
+            return self.model(entry)
+        except (PipelineError, MMDRenderError, OSError) as error:
+            self.errors[entry.model_id] = str(error)
+            return None
+
+    def proposed(self, entry: ModelEntry) -> Proposed | None:
+        """The proposals for ``entry`` (computed once), or None if the model cannot load."""
+        if entry.model_id in self.proposals:
+            return self.proposals[entry.model_id]
+        model = self.try_model(entry)
+        if model is None:
+            return None
+        from annotate.auto import propose
+
+        try:
+            proposal = propose(model)
+        except (MMDRenderError, ValueError) as error:
+            self.errors[entry.model_id] = f"no proposals: {error}"
+            return None
+        result = Proposed({name: getattr(proposal, name).value for name in FIELDS},
+                          {name: float(getattr(proposal, name).confidence) for name in FIELDS},
+                          float(proposal.centre_x))
+        self.proposals[entry.model_id] = result
+        return result
+
+    def confidence(self, entry: ModelEntry) -> float | None:
+        """The weakest proposal confidence, from computed proposals or the notes line."""
+        proposed = self.proposals.get(entry.model_id)
+        return proposed.overall if proposed else notes_confidence(entry.notes)
+
+    # ---------------------------------------------------------------- framing
+
+    def centre_x(self, entry: ModelEntry, model: Model) -> float:
+        """The x the crop is centred on: the 頭 bone's, as the dataset generator does."""
+        head = model.bone_index(HEAD_BONE)
+        if head is not None:
+            return float(model.bones[head].position[0])
+        proposed = self.proposals.get(entry.model_id)
+        return proposed.centre_x if proposed else 0.0
+
+    def view_camera(self, model: Model, top: float | None, bottom: float | None,
+                    centre_x: float, zoom: float = VIEW_ZOOM) -> Camera:
+        """The head view's fixed camera: around the given bounds, else a guess, else the body."""
+        if top is None or bottom is None or not top > bottom:
+            try:
+                top, bottom, _ = estimate_head_bounds(model)
+            except MMDRenderError:
+                y = model.vertices.positions[:, 1]
+                high, low = float(y.max()), float(y.min())
+                top, bottom = high, high - max(high - low, 1e-3) / 7.0
+        height = top - bottom
+        return Camera(centre_x, (top + bottom) / 2.0, zoom * height, VIEW_SIZE)
+
+    @staticmethod
+    def face_camera(view: Camera) -> Camera:
+        """A close-up of the face for the morph pictures, from the view's framing."""
+        head = view.half_height / VIEW_ZOOM
+        return Camera(view.centre_x, view.centre_y - 0.05 * head, 0.42 * head, FACE_SIZE)
+
+    # ---------------------------------------------------------------- pictures
+
+    def image(self, entry: ModelEntry, camera: Camera, morph: str | None = None) -> np.ndarray:
+        """The picture of ``entry`` through ``camera`` with ``morph`` at weight 1 (cached)."""
+        key = (entry.model_id, camera, morph)
+        image = self._images.get(key)
+        if image is None:
+            model = self.model(entry)
+            image = render_image(model, camera, {morph: 1.0} if morph else None)
+            self._images[key] = image
+            while len(self._images) > self._keep_images:
+                self._images.popitem(last=False)
+        self._images.move_to_end(key)
+        return image
+
+
+def candidates(model: Model | None, panel: MorphPanel, first: list[str | None]) -> list[str]:
+    """Morph names to look at for one panel: ``first`` (the guesses) then the panel's others.
+
+    Unknown and repeated names are dropped; morphs of other panels follow only
+    when the panel has none (some models put everything under "other").
+    """
+    if model is None:
+        return []
+    names = [m.name for m in model.morphs if m.supported]
+    seen: list[str] = []
+    for name in first:
+        if name and name in names and name not in seen:
+            seen.append(name)
+    on_panel = [m.name for m in model.morphs if m.supported and m.panel == panel]
+    rest = on_panel if on_panel else [m.name for m in model.morphs
+                                      if m.supported and m.panel != MorphPanel.SYSTEM]
+    seen += [name for name in rest if name not in seen]
+    return seen
+
+
+__all__ = ["EYE_ROLES", "FIELDS", "ModelSource", "Proposed", "candidates", "render_image"]

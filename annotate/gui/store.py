@@ -1,0 +1,101 @@
+"""The index as the GUI edits it: every change written at once, with undo.
+
+:class:`ReviewStore` keeps the index's rows in memory and writes each change
+with :func:`pipeline.index.update_index` (re-read, replace by model_id,
+atomic write), so closing the window or a crash loses nothing, and rows other
+programs changed meanwhile are kept. A failed write raises
+:class:`~pipeline.errors.PipelineError` and leaves memory as it was.
+
+Values shown for a model (:func:`shown_values`): the row's own values, except
+for a row with *no* annotated value at all (fresh from ``pipeline scan``),
+which shows the proposals. The first edit of such a row writes every shown
+value, so from then on the file holds exactly what the window shows (a morph
+the user set to none stays none).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from pipeline.errors import PipelineError
+from pipeline.index import ModelEntry, read_index, update_index
+
+EYE_ROLES: tuple[str, ...] = ("wink_left", "wink_right", "wink_both",
+                              "smile_wink_left", "smile_wink_right", "smile_wink_both")
+FIELDS: tuple[str, ...] = ("head_top_y", "head_bottom_y", *EYE_ROLES, "mouth_open")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One written change: the row before and after, and a few words for the status bar."""
+
+    before: ModelEntry
+    after: ModelEntry
+    what: str
+
+
+def has_values(entry: ModelEntry) -> bool:
+    """Whether any annotated column of ``entry`` is filled."""
+    return any(getattr(entry, name) is not None for name in FIELDS)
+
+
+def shown_values(entry: ModelEntry, proposed: Mapping[str, object] | None) -> dict:
+    """``{field: value}`` the window shows: the row's, or the proposals for an empty row."""
+    if has_values(entry) or entry.status == "confirmed" or not proposed:
+        return {name: getattr(entry, name) for name in FIELDS}
+    return {name: proposed.get(name) for name in FIELDS}
+
+
+class ReviewStore:
+    """The rows of one index file; :meth:`apply` and :meth:`undo` write through."""
+
+    def __init__(self, index_path: str | Path):
+        self.path = Path(index_path)
+        self.entries: list[ModelEntry] = read_index(self.path)
+        self._undo: list[Change] = []
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    @property
+    def ids(self) -> list[str]:
+        return [entry.model_id for entry in self.entries]
+
+    def entry(self, model_id: str) -> ModelEntry:
+        for entry in self.entries:
+            if entry.model_id == model_id:
+                return entry
+        raise PipelineError(f"no model {model_id!r} in {self.path}")
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._undo)
+
+    def apply(self, after: ModelEntry, what: str) -> Change | None:
+        """Write ``after`` over the row of its model_id; None when nothing changed."""
+        before = self.entry(after.model_id)
+        if before == after:
+            return None
+        self.entries = update_index(self.path, [after])
+        change = Change(before, after, what)
+        self._undo.append(change)
+        return change
+
+    def edit(self, model_id: str, values: Mapping[str, object], what: str, **columns
+             ) -> Change | None:
+        """Write ``values`` (annotated fields) and other ``columns`` (status, ...) into a row."""
+        unknown = [name for name in values if name not in FIELDS]
+        if unknown:
+            raise ValueError(f"not annotated fields: {unknown}")
+        return self.apply(replace(self.entry(model_id), **values, **columns), what)
+
+    def undo(self) -> Change | None:
+        """Write back the row as it was before the last change; None when there is none."""
+        if not self._undo:
+            return None
+        change = self._undo[-1]
+        self.entries = update_index(self.path, [change.before])
+        self._undo.pop()
+        return change
