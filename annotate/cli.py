@@ -7,7 +7,6 @@ input is not usable; it never prints a traceback for a problem the user can fix.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import sys
 import warnings
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, reports_errors
 from pipeline.index import (
     DEFAULT_INDEX,
     models_root,
@@ -26,21 +25,6 @@ from pipeline.index import (
 )
 
 PROGRESS_MIN_MODELS = 2  # a bar for a single model is noise
-
-
-def reports_errors(command):
-    """Turn a usable-input problem into one ``error: ...`` line and exit status 1."""
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        from mmdrender.errors import MMDRenderError
-
-        try:
-            return command(*args, **kwargs)
-        except (PipelineError, MMDRenderError) as error:
-            message = " ".join(str(error).split())  # one line, even for a list of problems
-            click.echo(f"error: {message}", err=True)
-            sys.exit(1)
-    return wrapper
 
 
 @click.group()
@@ -53,7 +37,7 @@ def main():
 @click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object {column: {value, confidence}} instead of a table.")
-@reports_errors
+@reports_errors(one_line=True)
 def suggest(model_path: Path, as_json: bool):
     """Print the automatic proposal for MODEL (.pmx/.pmd): each field's value and confidence."""
     from annotate.auto import FIELDS, propose
@@ -78,7 +62,7 @@ def suggest(model_path: Path, as_json: bool):
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path),
               help="Models root that index paths are relative to "
                    "[default: $THA_MODELS_ROOT, else out/samples beside the index].")
-@reports_errors
+@reports_errors(one_line=True)
 def scan(index_path: Path, root: Path | None):
     """Fill or refresh the proposals of every row whose status is auto.
 
@@ -132,7 +116,7 @@ def scan(index_path: Path, root: Path | None):
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path),
               help="Models root that index paths are relative to "
                    "[default: $THA_MODELS_ROOT, else out/samples beside the index].")
-@reports_errors
+@reports_errors(one_line=True)
 def gui(index_path: Path, root: Path | None):
     """Review models in a window: head bounds, eye and mouth morphs; confirm or reject.
 

@@ -8,14 +8,13 @@ is not usable; it never prints a traceback for a problem the user can fix.
 from __future__ import annotations
 
 import contextlib
-import functools
 import sys
 from pathlib import Path
 
 import click
 
 from pipeline.dataset_cli import dataset, preview, verify
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, reports_errors
 from pipeline.index import (
     DEFAULT_INDEX,
     SPLITS,
@@ -32,22 +31,11 @@ from pipeline.splits import (
     parse_fractions,
     split_counts,
 )
+from pipeline.train.cli import eval_command, train_command
 
 PROGRESS_MIN_FILES = 20  # fewer files than this hash too quickly for a bar to help
 SAMPLE_FRACTIONS = (0.6, 0.2, 0.2)  # 5 samples -> 3 train, 1 validation, 1 test
 SAMPLE_SEED = 0
-
-
-def reports_errors(command):
-    """Turn a PipelineError into ``error: ...`` on stderr and exit status 1."""
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except PipelineError as error:
-            click.echo(f"error: {error}", err=True)
-            sys.exit(1)
-    return wrapper
 
 
 index_option = click.option(
@@ -64,6 +52,8 @@ def main():
 main.add_command(dataset)
 main.add_command(verify)
 main.add_command(preview)
+main.add_command(train_command)
+main.add_command(eval_command)
 
 
 @main.command()
