@@ -26,6 +26,7 @@ from mmdrender.gl import get_context
 from mmdrender.gl.renderer import Lights, Renderer
 from mmdrender.loader import load_model
 from mmdrender.pose import HEAD_BONE, MorphMapping, Poser
+from pipeline.atomic import atomic_write
 from pipeline.errors import PipelineError
 from pipeline.index import ModelEntry, file_sha256, resolve_model_path
 from pipeline.poses import THA1, PoseSchema, example_rng, sample_examples
@@ -234,9 +235,8 @@ def _degrees(schema: PoseSchema) -> float:
 
 
 def _write_json_atomically(path: Path, value) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, ensure_ascii=False, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_write(path, "w", encoding="utf-8") as file:
+        json.dump(value, file, ensure_ascii=False, indent=1)
 
 
 # ------------------------------------------------------------------ the run
@@ -263,12 +263,11 @@ def finish(tasks: list[ShardTask], config: RunConfig) -> tuple[Path, list[dict]]
     for task in tasks:
         records = json.loads((out / (task.name + FAILURES_SUFFIX)).read_text(encoding="utf-8"))
         failures += [{"split": task.split, "shard": task.name, **r} for r in records]
-    with open(out / "failures.csv.tmp", "w", newline="", encoding="utf-8") as file:
+    with atomic_write(out / "failures.csv", "w", newline="", encoding="utf-8") as file:
         writer = csv.DictWriter(file, fieldnames=["model_id", "path", "split", "shard",
                                                   "reason"])
         writer.writeheader()
         writer.writerows(failures)
-    os.replace(out / "failures.csv.tmp", out / "failures.csv")
     return write_manifest(out, [out / task.name for task in tasks]), failures
 
 

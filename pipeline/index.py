@@ -33,12 +33,12 @@ import io
 import math
 import os
 import re
-import tempfile
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path, PurePosixPath
 
+from pipeline.atomic import atomic_write
 from pipeline.errors import PipelineError
 
 COLUMNS: tuple[str, ...] = (
@@ -387,48 +387,12 @@ def _write_atomically(path: Path, text: str) -> None:
         line = text[:error.start].count("\n") + 1
         raise PipelineError(f"{path}: line {line} cannot be written as UTF-8 "
                             f"({error.reason}); the index was left as it was") from None
-    folder = path.parent
     try:
-        mode = path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        mode = 0o644
-    except OSError as error:
-        raise PipelineError(f"{path}: cannot be read: {error.strerror or error}") from None
-    try:
-        handle, temp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as error:
-        raise PipelineError(f"{path}: cannot write in {folder}: "
-                            f"{error.strerror or error}") from None
-    try:
-        with os.fdopen(handle, "wb") as file:
+        with atomic_write(path, "wb") as file:
             file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temp, mode)
-        os.replace(temp, path)
-    except BaseException as error:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
-        if isinstance(error, OSError):
-            raise PipelineError(f"{path}: cannot be written ({error.strerror or error}); "
-                                "the index was left as it was") from None
-        raise
-    _fsync_folder(folder)
-
-
-def _fsync_folder(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return  # not possible on every platform; the rename itself is done
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    except OSError as error:
+        raise PipelineError(f"{path}: cannot be written ({error.strerror or error}); "
+                            "the index was left as it was") from None
 
 
 def append_entries(path: str | os.PathLike, new: Sequence[ModelEntry]) -> None:

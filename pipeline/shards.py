@@ -72,6 +72,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from pipeline.atomic import atomic_write, fsync_folder
 from pipeline.errors import PipelineError
 from pipeline.index import file_sha256
 from pipeline.poses import PoseSchema
@@ -348,9 +349,9 @@ class ShardWriter:
                 f.attrs[name] = value
             f.flush()
             f.close()
-            _fsync(self.tmp_path)
+            _fsync_file(self.tmp_path)
             os.replace(self.tmp_path, self.path)
-            _fsync_dir(self.path.parent)
+            fsync_folder(self.path.parent)
         except BaseException:
             self._discard()
             raise
@@ -370,19 +371,13 @@ class ShardWriter:
         self.tmp_path.unlink(missing_ok=True)
 
 
-def _fsync(path: Path) -> None:
+def _fsync_file(path: Path) -> None:
+    """h5py writes the file itself, so it is synced by path before the rename."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        _fsync(path)
-    except OSError:  # not every platform or filesystem syncs directories
-        pass
 
 
 def _read_attrs(f: h5py.File, where: str) -> dict:
@@ -452,18 +447,9 @@ def write_manifest(directory: str | os.PathLike,
         t["examples"] += e["examples"]
     manifest = {**shared, "splits": totals, "shards": entries}
     target = directory / MANIFEST
-    tmp = target.with_name(target.name + ".tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(manifest, f, indent=2, ensure_ascii=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(directory)
+    with atomic_write(target, "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=2, ensure_ascii=False)
+        f.write("\n")
     return target
 
 

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from pipeline.atomic import atomic_write
 from pipeline.errors import PipelineError
 from pipeline.train.data import TripleDataset, to_image
 from pipeline.train.loop import check_device, forward, frozen_rotator, load_network
@@ -141,13 +142,11 @@ def evaluate_run(data_dir: str | os.PathLike, run_dir: str | os.PathLike,
               "grid_rows": ["input", *names, "ground_truth"]}
     _write_json(run_dir / EVAL_JSON, result)
     picture = image_grid([torch.cat(row) for row in grid])
-    tmp = run_dir / (EVAL_GRID + ".tmp")
-    Image.fromarray(picture).save(tmp, format="PNG")
-    os.replace(tmp, run_dir / EVAL_GRID)
+    with atomic_write(run_dir / EVAL_GRID, "wb") as file:
+        Image.fromarray(picture).save(file, format="PNG")
     return result
 
 
 def _write_json(path: Path, value: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_write(path, "w", encoding="utf-8") as file:
+        file.write(json.dumps(value, indent=2) + "\n")

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from pipeline.atomic import atomic_write
 from pipeline.errors import PipelineError
 from pipeline.shards import open_dataset
 from pipeline.train.data import EpochOrder, TripleDataset
@@ -296,20 +297,12 @@ def save_checkpoint(run_dir: Path, *, network: str, model_config: dict, run: Run
                     step: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> Path:
     """Write ``run_dir/checkpoint.pt`` through a tmp file and an atomic rename."""
     target = run_dir / CHECKPOINT
-    tmp = target.with_name(target.name + ".tmp")
     state = {"version": CHECKPOINT_VERSION, "network": network, "model_config": model_config,
              "run_config": asdict(run), "step": step, "examples_seen": step * run.batch_size,
              "model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "rng": rng_states()}
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_write(target, "wb") as f:
+        torch.save(state, f)
     return target
 
 
