@@ -2,9 +2,9 @@
 
 The project may not redistribute the community models it is tested against, so
 it ships its own: five stylised anime characters built from numpy geometry
-(:mod:`mmdrender.sample_geometry`) with painted textures
-(:mod:`mmdrender.sample_textures`), assembled by
-:mod:`mmdrender.sample_characters` and written with
+(:mod:`mmdrender.procedural.mesh`, ``face``, ``hair``, ``body``) with painted textures
+(:mod:`mmdrender.procedural.textures`), assembled by
+:mod:`mmdrender.procedural.characters` and written with
 :mod:`mmdrender.formats.pmx_writer`. Between them they carry what real models
 throw at a loader: every deform type (BDEF1/2/4, SDEF); group, vertex, bone,
 UV, additional-UV and material morphs; shared, named and model-local toons;
@@ -22,8 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmdrender.sample_characters import CharacterSpec, Palette, hair_top, write_character
-from mmdrender.sample_geometry import EyeShape, HeadShape
+from mmdrender.procedural.characters import CharacterSpec, Palette, hair_top, write_character
+from mmdrender.procedural.face import EyeShape, HeadShape
 
 SPECS: dict[str, CharacterSpec] = {
     spec.name: spec

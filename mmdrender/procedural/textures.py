@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mmdrender.sample_geometry import EyeShape, HeadShape, smoothstep
+from mmdrender.procedural.face import EyeShape, HeadShape
+from mmdrender.procedural.mesh import smoothstep
 
 
 def rgb(hex_colour: str) -> np.ndarray:

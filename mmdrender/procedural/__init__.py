@@ -1,0 +1,1 @@
+"""Procedural sample characters: geometry, textures and assembly (see :mod:`mmdrender.samples`)."""
