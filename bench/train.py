@@ -130,10 +130,14 @@ def main() -> int:
         for workers in (0, 2):
             rate = bench_loader(data, workers)
             print(f"DataLoader, {workers} workers, batch 25: {rate:7.1f} examples/s")
+        from pipeline.train.nets import build, parameter_count
+
         for network in ("morpher", "rotator", "combiner"):
             batch = SPEC_BATCHES[network] if args.spec_batches else 2
             rate = bench_network(data, network, batch, args.steps, args.device)
-            print(f"train {network:8s} {SIZE} px, 64 ch, batch {batch:2d}, {args.steps} steps: "
+            millions = parameter_count(build(network)) / 1e6
+            print(f"train {network:8s} {SIZE} px, 64 ch ({millions:.1f}M parameters), "
+                  f"batch {batch:2d}, {args.steps} steps: "
                   f"{rate:6.2f} examples/s ({1 / rate:5.2f} s/example)")
     return 0
 

@@ -13,6 +13,8 @@ yourself::
 
 from __future__ import annotations
 
+import os
+
 from mmdrender.camera import Camera, estimate_head_bounds
 from mmdrender.gl.context import get_context
 from mmdrender.gl.renderer import Lights, ModelScene, Renderer
@@ -52,16 +54,26 @@ def render(
         camera = Camera.from_head_bounds(top, bottom, centre_x, size if size else 256)
     elif size is not None and size != camera.size:
         raise ValueError(f"size {size} disagrees with the camera's size {camera.size}")
-    key = (camera.size, shading, samples)
-    renderer = _renderers.get(key)
-    if renderer is None:
-        renderer = _renderers[key] = Renderer(get_context(), camera.size, samples, shading)
+    renderer = get_renderer(camera.size, shading, samples)
+    key = (os.getpid(), camera.size, shading, samples)
     scene = _scenes.get(key)
     if scene is None or scene.model is not posed.model:
         if scene is not None:
             scene.release()
         scene = _scenes[key] = renderer.prepare(posed.model)
     return scene.draw(posed, camera, lights)
+
+
+def get_renderer(size: int = 256, shading: str = "phong", samples: int = 4) -> Renderer:
+    """This process's renderer for these settings, made once on its GL context.
+
+    Keyed by process too: a forked worker gets its own context, never its parent's objects.
+    """
+    key = (os.getpid(), size, shading, samples)
+    renderer = _renderers.get(key)
+    if renderer is None:
+        renderer = _renderers[key] = Renderer(get_context(), size, samples, shading)
+    return renderer
 
 
 def clear_cache() -> None:

@@ -7,14 +7,13 @@ runs it and whenever: a rerun skips finished shards and redoes the rest, and
 the result equals an uninterrupted run. A shard and its failure record are each
 written to a temporary name and renamed, so a crash leaves a task either done
 or absent. Workers are processes (joblib's loky, or a Dask cluster), each with
-its one GL context.
+its one GL context and its renderer from :func:`mmdrender.render.get_renderer`.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import os
 import resource
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -22,10 +21,10 @@ from pathlib import Path
 
 from mmdrender.camera import Camera
 from mmdrender.errors import MMDRenderError
-from mmdrender.gl import get_context
-from mmdrender.gl.renderer import Lights, Renderer
+from mmdrender.gl.renderer import Lights
 from mmdrender.loader import load_model
 from mmdrender.pose import HEAD_BONE, MorphMapping, Poser
+from mmdrender.render import get_renderer
 from pipeline.atomic import atomic_write
 from pipeline.errors import PipelineError
 from pipeline.index import ModelEntry, file_sha256, resolve_model_path
@@ -133,18 +132,6 @@ def is_done(task: ShardTask, out: Path) -> bool:
 
 # ------------------------------------------------------------------ one worker
 
-_RENDERERS: dict[tuple, Renderer] = {}
-
-
-def _renderer(config: RunConfig) -> Renderer:
-    """One renderer per worker process and setting; the GL context is per process."""
-    key = (os.getpid(), config.size, config.samples, config.shading)
-    if key not in _RENDERERS:
-        _RENDERERS[key] = Renderer(get_context(), size=config.size, samples=config.samples,
-                                   shading=config.shading)
-    return _RENDERERS[key]
-
-
 def render_shard(task: ShardTask, config: RunConfig) -> ShardResult:
     """Render one shard; a model that fails is recorded and left out, never half-written."""
     result = ShardResult(task)
@@ -206,7 +193,7 @@ def render_model(entry: ModelEntry, config: RunConfig, examples: int):
         return poser.pose(values, morphs)
 
     lights = config.model_lights(entry.model_id)
-    scene = _renderer(config).prepare(model)
+    scene = get_renderer(config.size, config.shading, config.samples).prepare(model)
     try:
         rest = scene.draw(pose({"mouth": 1.0}), camera, lights)
         expressions, posed = [], []
