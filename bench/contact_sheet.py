@@ -129,7 +129,7 @@ def main() -> None:
     start = time.perf_counter()
     panels = []
     with tempfile.TemporaryDirectory() as tmp, \
-            Renderer(get_context(), size=args.size, samples=4) as renderer:
+            Renderer(get_context(), size=args.size) as renderer:
         for entry in entries(Path(tmp)):
             try:
                 panels.append(render_entry(renderer, entry, args.size))

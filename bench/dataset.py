@@ -42,10 +42,14 @@ def real_entries(root: Path) -> list[ModelEntry]:
     return [replace(base, model_id=f"miku-{i}") for i in range(4)]
 
 
-def measure(name: str, entries: list[ModelEntry], root: Path, samples: int) -> None:
+ANTIALIASING = (("SSAA 2x2", 2, 0), ("none", 1, 0))  # (label, supersample, MSAA samples)
+
+
+def measure(name: str, entries: list[ModelEntry], root: Path, antialiasing: tuple) -> None:
+    label, supersample, samples = antialiasing
     with tempfile.TemporaryDirectory() as out:
         config = RunConfig(out=Path(out), models_root=root, examples_per_model=EXAMPLES,
-                           samples=samples, models_per_shard=1)
+                           supersample=supersample, samples=samples, models_per_shard=1)
         tasks = plan(entries, config)
         start = time.perf_counter()
         results = list(run_tasks(tasks, config, workers=WORKERS))
@@ -55,7 +59,7 @@ def measure(name: str, entries: list[ModelEntry], root: Path, samples: int) -> N
         assert images == total_images(tasks), "a model failed"
         rate = images / seconds
         peak = max(r.peak_memory_mb for r in results)
-        print(f"{name:34s} msaa {samples}: {images:5d} images in {seconds:5.1f} s = "
+        print(f"{name:34s} {label:8s}: {images:5d} images in {seconds:5.1f} s = "
               f"{rate:6.1f} images/s ({rate / TARGET:4.2f}x target, {rate / THA1_RATE:4.1f}x "
               f"THA1); peak worker memory {peak:5.0f} MB")
 
@@ -67,11 +71,11 @@ def main() -> int:
         root = Path(samples_dir)
         write_samples(root)
         samples = [replace(e, split="train") for e in sample_entries(root)]
-        for msaa in (4, 0):
-            measure("sample characters (5 models)", samples, root, msaa)
+        for antialiasing in ANTIALIASING:
+            measure("sample characters (5 models)", samples, root, antialiasing)
     if (SHARED / REAL_MODEL).exists():
-        for msaa in (4, 0):
-            measure(f"{REAL_MODEL} (12.4k vertices)", real_entries(SHARED), SHARED, msaa)
+        for antialiasing in ANTIALIASING:
+            measure(f"{REAL_MODEL} (12.4k vertices)", real_entries(SHARED), SHARED, antialiasing)
     else:
         print("../shared/models is absent: real-model figures skipped")
     return 0

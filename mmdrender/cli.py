@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import warnings
@@ -10,6 +11,7 @@ from collections.abc import Sequence
 import click
 
 from mmdrender.errors import MMDRenderError
+from mmdrender.gl.renderer import DEFAULT_SAMPLES, DEFAULT_SUPERSAMPLE
 from mmdrender.loader import load_model
 from mmdrender.model import Model, MorphPanel
 from mmdrender.samples_cli import samples_command
@@ -203,10 +205,15 @@ def parse_mapping(text: str | None):
               show_default=True)
 @click.option("--size", type=click.IntRange(16, 4096), default=256, show_default=True,
               help="Image side in pixels (each cell's side with --sheet).")
+@click.option("--supersample", type=click.IntRange(1, 4), default=DEFAULT_SUPERSAMPLE,
+              show_default=True,
+              help="Anti-aliasing: draw at N times the size per side, box-filter down (1: off).")
+@click.option("--msaa", type=click.IntRange(0, 16), default=DEFAULT_SAMPLES, show_default=True,
+              help="Multisample anti-aliasing samples on top (0: off; slow on llvmpipe).")
 @click.option("--sheet", is_flag=True,
               help="Write a labelled contact sheet of a pose grid instead of one image.")
 def render_command(model_path, output, pose_text, morph_items, map_text, head_top, head_bottom,
-                   centre_x, shading, size, sheet):
+                   centre_x, shading, size, supersample, msaa, sheet):
     """Render MODEL posed, framed on its head, to a PNG.
 
     Without --head-top/--head-bottom the head is framed from estimated bounds
@@ -217,8 +224,9 @@ def render_command(model_path, output, pose_text, morph_items, map_text, head_to
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
+                antialias = {"supersample": supersample, "samples": msaa}
                 _render(model_path, output, pose_text, morph_items, map_text, head_top,
-                        head_bottom, centre_x, shading, size, sheet)
+                        head_bottom, centre_x, shading, size, antialias, sheet)
             finally:
                 for warning in caught:
                     click.echo(f"warning: {warning.message}", err=True)
@@ -229,7 +237,7 @@ def render_command(model_path, output, pose_text, morph_items, map_text, head_to
 
 
 def _render(model_path, output, pose_text, morph_items, map_text, head_top, head_bottom,
-            centre_x, shading, size, sheet) -> None:
+            centre_x, shading, size, antialias, sheet) -> None:
     from PIL import Image
 
     from mmdrender.camera import Camera, estimate_head_bounds
@@ -254,9 +262,10 @@ def _render(model_path, output, pose_text, morph_items, map_text, head_top, head
     poser = Poser(model, mapping)
     base = poser.pose(params, morphs)  # checks --pose and --morph before any cell
     if not sheet:
-        picture = Image.fromarray(render(base, camera, shading=shading), "RGBA")
+        picture = Image.fromarray(render(base, camera, shading=shading, **antialias), "RGBA")
     else:
-        picture = _pose_sheet(model, poser, params, morphs, camera, shading, render)
+        picture = _pose_sheet(model, poser, params, morphs, camera,
+                              functools.partial(render, shading=shading, **antialias))
     try:
         picture.save(output, format="PNG")
     except OSError as error:
@@ -264,7 +273,7 @@ def _render(model_path, output, pose_text, morph_items, map_text, head_top, head
     click.echo(str(output))
 
 
-def _pose_sheet(model, poser, params, morphs, camera, shading, render):
+def _pose_sheet(model, poser, params, morphs, camera, render):
     from mmdrender.errors import PoseError
     from mmdrender.sheet import Cell, Panel, compose_sheet
 
@@ -278,7 +287,7 @@ def _pose_sheet(model, poser, params, morphs, camera, shading, render):
                 click.echo(f"warning: sheet cell {caption}: {error}", err=True)
                 row.append(Cell(None, caption, "cannot pose: " + str(error)))
                 continue
-            row.append(Cell(render(posed, camera, shading=shading), caption))
+            row.append(Cell(render(posed, camera), caption))
         panels.append(Panel(title, row))
     extra = ", ".join(f"{k}={v:g}" for k, v in params.items())
     extra += "".join(f", morph {k}={v:g}" for k, v in morphs.items()) if morphs else ""

@@ -1,7 +1,7 @@
 """The thin front end: one call from a model or pose to an image.
 
 Joins the platform (the process's GL context from :mod:`mmdrender.gl.context`)
-and the renderer. Renderers are cached per (size, shading, samples) and the
+and the renderer. Renderers are cached per (size, shading, anti-aliasing) and the
 last model's scene is kept, so rendering many poses of one model uploads its
 textures once. For tight loops hold a :class:`~mmdrender.gl.renderer.ModelScene`
 yourself::
@@ -17,7 +17,13 @@ import os
 
 from mmdrender.camera import Camera, estimate_head_bounds
 from mmdrender.gl.context import get_context
-from mmdrender.gl.renderer import Lights, ModelScene, Renderer
+from mmdrender.gl.renderer import (
+    DEFAULT_SAMPLES,
+    DEFAULT_SUPERSAMPLE,
+    Lights,
+    ModelScene,
+    Renderer,
+)
 from mmdrender.model import Model
 from mmdrender.posed import PosedModel
 
@@ -31,13 +37,15 @@ def render(
     size: int | None = None,
     shading: str = "phong",
     lights: Lights | None = None,
-    samples: int = 4,
+    samples: int = DEFAULT_SAMPLES,
+    supersample: int = DEFAULT_SUPERSAMPLE,
 ):
     """Render a pose (or a model in its rest pose) with the process-wide context.
 
     ``camera`` defaults to framing the head found by
     :func:`~mmdrender.camera.estimate_head_bounds`; ``size`` defaults to the
-    camera's, else 256. ``lights`` default to :class:`Lights` ().
+    camera's, else 256. ``lights`` default to :class:`Lights` (). ``samples``
+    (MSAA) and ``supersample`` are the anti-aliasing, as for :class:`Renderer`.
 
     Returns
     -------
@@ -54,8 +62,8 @@ def render(
         camera = Camera.from_head_bounds(top, bottom, centre_x, size if size else 256)
     elif size is not None and size != camera.size:
         raise ValueError(f"size {size} disagrees with the camera's size {camera.size}")
-    renderer = get_renderer(camera.size, shading, samples)
-    key = (os.getpid(), camera.size, shading, samples)
+    renderer = get_renderer(camera.size, shading, samples, supersample)
+    key = (os.getpid(), camera.size, shading, samples, supersample)
     scene = _scenes.get(key)
     if scene is None or scene.model is not posed.model:
         if scene is not None:
@@ -64,15 +72,17 @@ def render(
     return scene.draw(posed, camera, lights)
 
 
-def get_renderer(size: int = 256, shading: str = "phong", samples: int = 4) -> Renderer:
+def get_renderer(size: int = 256, shading: str = "phong", samples: int = DEFAULT_SAMPLES,
+                 supersample: int = DEFAULT_SUPERSAMPLE) -> Renderer:
     """This process's renderer for these settings, made once on its GL context.
 
     Keyed by process too: a forked worker gets its own context, never its parent's objects.
     """
-    key = (os.getpid(), size, shading, samples)
+    key = (os.getpid(), size, shading, samples, supersample)
     renderer = _renderers.get(key)
     if renderer is None:
-        renderer = _renderers[key] = Renderer(get_context(), size, samples, shading)
+        renderer = _renderers[key] = Renderer(get_context(), size, samples, shading,
+                                              supersample=supersample)
     return renderer
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from mmdrender.gl.renderer import DEFAULT_SAMPLES, DEFAULT_SUPERSAMPLE
 from pipeline.errors import PipelineError
 from pipeline.generate import RunConfig, finish, is_done, plan, run_tasks, total_images
 from pipeline.index import models_root as default_models_root
@@ -40,8 +41,11 @@ FIT_P_MIN = 1e-4
 @click.option("--size", type=click.IntRange(16, 4096), default=256, show_default=True)
 @click.option("--shading", type=click.Choice(["phong", "toon"]), default="phong",
               show_default=True)
-@click.option("--msaa", type=click.IntRange(0, 16), default=4, show_default=True,
-              help="Multisample anti-aliasing samples (0: off).")
+@click.option("--supersample", type=click.IntRange(1, 4), default=DEFAULT_SUPERSAMPLE,
+              show_default=True,
+              help="Anti-aliasing: draw at N times the size per side, box-filter down (1: off).")
+@click.option("--msaa", type=click.IntRange(0, 16), default=DEFAULT_SAMPLES, show_default=True,
+              help="Multisample anti-aliasing samples on top (0: off; slow on llvmpipe).")
 @click.option("--lights", type=click.Choice(["fixed", "tha1", "tha2"]), default="fixed",
               show_default=True,
               help="fixed: ambient 0.5 + directional 0.5 along -z. tha1: ambient uniform in "
@@ -54,14 +58,15 @@ FIT_P_MIN = 1e-4
               show_default=True, help="loky: processes on this machine; dask: a Dask cluster.")
 @click.option("--scheduler", help="Dask scheduler address, with --backend dask.")
 def dataset(index_path, out, root, examples_per_model, split_examples, seed, size, shading,
-            msaa, lights, models_per_shard, workers, backend, scheduler):
+            supersample, msaa, lights, models_per_shard, workers, backend, scheduler):
     """Render every usable model of the index into HDF5 shards under OUT."""
     try:
         entries = read_index(index_path)
         root = default_models_root(root, index_path)
         config = RunConfig(out=out, models_root=root, examples_per_model=examples_per_model,
                            split_examples=_parse_split_examples(split_examples), seed=seed,
-                           size=size, shading=shading, samples=msaa, lights=lights,
+                           size=size, shading=shading, samples=msaa,
+                           supersample=supersample, lights=lights,
                            models_per_shard=models_per_shard)
         tasks = plan(entries, config)
         if not tasks:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from mmdrender.camera import Camera
 from mmdrender.errors import MMDRenderError
-from mmdrender.gl.renderer import Lights
+from mmdrender.gl.renderer import DEFAULT_SAMPLES, DEFAULT_SUPERSAMPLE, Lights
 from mmdrender.loader import load_model
 from mmdrender.pose import HEAD_BONE, MorphMapping, Poser
 from mmdrender.render import get_renderer
@@ -46,7 +46,8 @@ class RunConfig:
     seed: int = 0
     size: int = 256
     shading: str = "phong"
-    samples: int = 4
+    samples: int = DEFAULT_SAMPLES  # MSAA
+    supersample: int = DEFAULT_SUPERSAMPLE
     models_per_shard: int = 4
     schema: PoseSchema = THA1
     lights: str = "fixed"  # or "tha1" / "tha2": sampled per model (spec section 5)
@@ -55,7 +56,8 @@ class RunConfig:
         lights = asdict(Lights()) if self.lights == "fixed" else {
             "sampling": self.lights, "per": "model",
             "seed": "example_rng(seed, model_id, 0, purpose='lights')"}
-        return {"shading": self.shading, "msaa_samples": self.samples, "lights": lights,
+        return {"shading": self.shading, "msaa_samples": self.samples,
+                "supersample": self.supersample, "lights": lights,
                 "projection": "orthographic",
                 "framing": "head top/bottom -> rows size/4 and 3*size/4"}
 
@@ -96,6 +98,9 @@ def plan(entries: Iterable[ModelEntry], config: RunConfig) -> list[ShardTask]:
         raise PipelineError("examples per model must be at least 1")
     if config.models_per_shard < 1:
         raise PipelineError("models per shard must be at least 1")
+    if config.supersample < 1 or config.samples < 0:
+        raise PipelineError(f"supersample must be at least 1 and MSAA samples at least 0, "
+                            f"not {config.supersample} and {config.samples}")
     if config.lights not in ("fixed", "tha1", "tha2"):
         raise PipelineError(f"lights must be fixed, tha1 or tha2, not {config.lights!r}")
     by_split: dict[str, list[ModelEntry]] = {}
@@ -193,7 +198,8 @@ def render_model(entry: ModelEntry, config: RunConfig, examples: int):
         return poser.pose(values, morphs)
 
     lights = config.model_lights(entry.model_id)
-    scene = get_renderer(config.size, config.shading, config.samples).prepare(model)
+    scene = get_renderer(config.size, config.shading, config.samples,
+                         config.supersample).prepare(model)
     try:
         rest = scene.draw(pose({"mouth": 1.0}), camera, lights)
         expressions, posed = [], []

@@ -20,7 +20,7 @@ One file per shard, each of one split. A shard holds:
 
 Root attributes: ``format_version``, ``schema`` (JSON of
 :meth:`~pipeline.poses.PoseSchema.to_dict`), ``image_size``, ``renderer``
-(JSON: lights, shading, samples), ``dataset_seed``, ``package_version``,
+(JSON: shading, anti-aliasing, lights), ``dataset_seed``, ``package_version``,
 ``split``. Images are RGBA sRGB, straight alpha, background exactly (0,0,0,0).
 
 Compression: one image per chunk, ``(1, S, S, 4)``, gzip level 4, a filter
@@ -191,8 +191,8 @@ class ShardWriter:
     renamed to ``path``. An exception inside the ``with`` block (or
     :meth:`abort`) removes the tmp file and leaves no file at ``path``.
 
-    ``settings`` are the renderer settings (JSON-serialisable: lights, shading,
-    samples); ``size`` the image side in pixels.
+    ``settings`` are the renderer settings (JSON-serialisable: shading,
+    anti-aliasing, lights); ``size`` the image side in pixels.
     """
 
     def __init__(self, path: str | os.PathLike, schema: PoseSchema, size: int,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -80,6 +81,10 @@ def test_a_run_writes_every_split_and_the_triples(library, reference):
     assert not np.array_equal(example.expression, example.posed)
     with h5py.File(reference / "train-00000.h5") as f:
         assert f.attrs["dataset_seed"] == 0 and f.attrs["image_size"] == SIZE
+        renderer = json.loads(f.attrs["renderer"])
+    # The anti-aliasing that made the images is recorded: the default 2x2 supersampling.
+    assert (renderer["supersample"], renderer["msaa_samples"]) == (2, 0)
+    assert json.loads((reference / "manifest.json").read_text())["renderer"] == renderer
     assert (reference / "failures.csv").read_text().strip() == "model_id,path,split,shard,reason"
 
 

@@ -45,7 +45,7 @@ def sample_paths(tmp_path_factory) -> dict[str, object]:
 
 @pytest.fixture(scope="module")
 def renderer(gl_context):  # noqa: F811
-    with Renderer(gl_context, size=SIZE, samples=4) as r:
+    with Renderer(gl_context, size=SIZE) as r:  # the default anti-aliasing
         yield r
 
 

@@ -117,7 +117,7 @@ FRONT_CAMERA = Camera(centre_x=0.0, centre_y=0.0, half_height=1.0, size=256)  # 
 
 @pytest.fixture(scope="module")
 def renderer(gl_context):  # noqa: F811
-    with Renderer(gl_context, size=256, samples=4) as r:
+    with Renderer(gl_context, size=256) as r:  # the default anti-aliasing
         yield r
 
 
@@ -342,16 +342,30 @@ def test_translucent_materials_blend_in_file_order(renderer):
     assert np.abs(pixel - [255, 127.5, 0, 63.75]).max() <= 2
 
 
-def test_antialiased_edges_keep_their_colour(renderer):
-    """Edge pixels are partly transparent, and un-premultiplying restores their colour."""
+ANTIALIASING = [(2, 0), (1, 4), (2, 4), (3, 0)]  # (supersample, MSAA samples)
+
+
+@pytest.mark.parametrize(("supersample", "samples"), ANTIALIASING)
+def test_antialiased_edges_keep_their_colour(gl_context, supersample, samples):  # noqa: F811
+    """Edge pixels are partly transparent, and un-premultiplying restores their colour.
+
+    Premultiplied 8-bit pixels hold a colour only to within about 255 / alpha
+    (twice that when supersampling, which rounds once per sample and again
+    after filtering), so faint pixels may be off by more than solid ones.
+    """
     p, n, uv, f = quad(-0.5, 0.5, -0.5, 0.5)
     p = [[x + 0.3 * y, y, z] for x, y, z in p]  # a slanted edge
     model = make_model([(p, n, uv, f)], [material(diffuse=(0.8, 0.4, 0.2, 1))])
-    image = draw(renderer, model)
-    edge = (image[..., 3] > 0) & (image[..., 3] < 255)
+    with Renderer(gl_context, samples=samples, supersample=supersample) as r:
+        image = draw(r, model)
+    alpha = image[..., 3]
+    edge = (alpha > 0) & (alpha < 255)
     assert edge.sum() > 100
-    colour = image[edge][:, :3].astype(int)
-    assert np.abs(colour - [204, 102, 51]).max() <= 4
+    levels = len(np.unique(alpha[edge]))
+    assert levels >= 2, "one coverage level only: not anti-aliased"
+    error = np.abs(image[edge][:, :3].astype(int) - [204, 102, 51]).max(axis=1)
+    assert (error <= 2 * 255 / alpha[edge] + 1).all()
+    assert np.median(error) <= 2
 
 
 # --- modes, sizes, lights, errors ------------------------------------------------------
@@ -390,8 +404,42 @@ def test_size_512(gl_context):  # noqa: F811
     assert abs(rows[0] / 2 - small_rows[0]) <= 1
 
 
+def premultiplied(image: np.ndarray) -> np.ndarray:
+    """float RGBA with rgb * alpha / 255, the values the renderer blends and filters."""
+    image = image.astype(np.float64)
+    return np.concatenate([image[..., :3] * image[..., 3:] / 255.0, image[..., 3:]], axis=-1)
+
+
+def test_supersampling_is_the_box_filter_of_the_large_image(gl_context):  # noqa: F811
+    """2x2 supersampling at 256 = each 2x2 block of a plain 512 render, averaged (no shift)."""
+    model = load_model(shared_model("animasa_miku_v2/miku_v2.pmd"))
+    top, bottom, centre_x = estimate_head_bounds(model)
+    with Renderer(gl_context, 512, samples=0, supersample=1) as r:
+        large = draw(r, model, Camera.from_head_bounds(top, bottom, centre_x, 512))
+    with Renderer(gl_context, 256, samples=0, supersample=2) as r:
+        assert r.supersample == 2 and r.samples == 0
+        small = draw(r, model, Camera.from_head_bounds(top, bottom, centre_x, 256))
+    expected = premultiplied(large).reshape(256, 2, 256, 2, 4).mean(axis=(1, 3))
+    difference = np.abs(premultiplied(small) - expected)
+    assert difference.max() <= 1.5  # one rounding of each of the two images
+    assert ((small[..., 3] > 0) & (small[..., 3] < 255)).sum() > 500  # edges are smoothed
+    assert not small[small[..., 3] == 0].any()
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"supersample": 0}, "supersample must be an int of at least 1"),
+    ({"supersample": True}, "supersample must be an int"),
+    ({"samples": -1}, "samples must be an int of at least 0"),
+    ({"size": 0}, "size must be an int of at least 1"),
+    ({"size": 8192, "supersample": 4}, "exceeds this GL's largest image side"),
+])
+def test_bad_antialiasing_settings_are_refused(gl_context, settings, message):  # noqa: F811
+    with pytest.raises(ValueError, match=message):
+        Renderer(gl_context, **settings)
+
+
 def test_samples_zero_and_unsupported_counts(gl_context):  # noqa: F811
-    with Renderer(gl_context, samples=0) as r:
+    with Renderer(gl_context, samples=0, supersample=1) as r:
         assert r.samples == 0
         model = make_model([quad(-0.5, 0.5, -0.5, 0.5)], [material(diffuse=(1, 0, 0, 1))])
         image = draw(r, model)

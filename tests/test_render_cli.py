@@ -77,6 +77,18 @@ def test_pose_and_morph_options_change_the_image(akane, tmp_path, bounds,
     assert (a != b).any(axis=-1).sum() > 1000
 
 
+def test_antialiasing_options(akane, tmp_path, bounds, gl_context):  # noqa: F811
+    """Default: smoothed edges (partial alpha); --supersample 1 --msaa 0: hard edges."""
+    smooth, hard, msaa = tmp_path / "smooth.png", tmp_path / "hard.png", tmp_path / "msaa.png"
+    assert run(akane, "-o", smooth, *bounds).exit_code == 0
+    assert run(akane, "-o", hard, *bounds, "--supersample", 1, "--msaa", 0).exit_code == 0
+    assert run(akane, "-o", msaa, *bounds, "--supersample", 1, "--msaa", 4).exit_code == 0
+    partial = {name: int(((a := read(path)[..., 3]) > 0).sum() - (a == 255).sum())
+               for name, path in (("smooth", smooth), ("hard", hard), ("msaa", msaa))}
+    assert partial["hard"] == 0
+    assert partial["smooth"] > 300 and partial["msaa"] > 300, partial
+
+
 def test_size_128(akane, tmp_path, gl_context):  # noqa: F811
     out = tmp_path / "small.png"
     result = run(akane, "-o", out, "--size", 128, "--shading", "toon")
