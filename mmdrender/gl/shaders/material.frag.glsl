@@ -22,12 +22,18 @@
 // light. The output is premultiplied (rgb * a, a) for ONE, ONE_MINUS_SRC_ALPHA
 // blending.
 //
-// The renderer compiles variants by defining, after the #version line:
-//   TOON        toon shading instead of Phong;
-//   ALPHA_TEST  discard fragments with alpha < 1/255 (left out for materials
-//               that cannot produce one, so llvmpipe can test depth early);
-//   TWO_SIDED   light back faces with the flipped normal (double-sided materials);
-//   SPECULAR    add the specular term (materials with power > 0 and a colour).
+// The renderer compiles one variant per combination a model's materials need
+// (llvmpipe runs both sides of a branch, so what a material lacks costs
+// nothing only when compiled out), defining after the #version line:
+//   TOON         toon shading instead of Phong;
+//   TEXTURE      the material has a diffuse texture;
+//   SPHERE_MODE  always defined: 0 none, 1 multiply, 2 add, 3 sub-texture (its
+//                texture read with additional UV 1 and multiplied);
+//   TOON_RAMP    (with TOON) the material has a toon ramp texture;
+//   ALPHA_TEST   discard fragments with alpha < 1/255 (left out for materials
+//                that cannot produce one, so llvmpipe can test depth early);
+//   TWO_SIDED    light back faces with the flipped normal (double-sided materials);
+//   SPECULAR     add the specular term (materials with power > 0 and a colour).
 
 layout(std140) uniform Material {
     vec4 diffuse;           // RGBA after material morphs
@@ -38,13 +44,15 @@ layout(std140) uniform Material {
     vec4 sphere_add;
     vec4 toon_multiply;
     vec4 toon_add;
-    ivec4 modes;            // has texture, sphere mode (0 none, 1 *, 2 +, 3 sub-texture),
-                            // has toon, unused
 };
 
+#ifdef TEXTURE
 uniform sampler2D diffuse_texture;
+#endif
+#if SPHERE_MODE != 0
 uniform sampler2D sphere_texture;
-#ifdef TOON
+#endif
+#ifdef TOON_RAMP
 uniform sampler2D toon_texture;
 #endif
 uniform float light_ambient;
@@ -60,9 +68,9 @@ out vec4 frag_colour;
 
 void main() {
     vec4 tex = vec4(1.0);
-    if (modes.x != 0) {
-        tex = clamp(texture(diffuse_texture, v_uv) * texture_multiply + texture_add, 0.0, 1.0);
-    }
+#ifdef TEXTURE
+    tex = clamp(texture(diffuse_texture, v_uv) * texture_multiply + texture_add, 0.0, 1.0);
+#endif
     float alpha = diffuse.a * tex.a;
 #ifdef ALPHA_TEST
     if (alpha < 1.0 / 255.0) {
@@ -80,20 +88,28 @@ void main() {
 #else
     vec3 colour = diffuse.rgb * tex.rgb;
 #endif
-    if (modes.y != 0) {
-        // Sphere maps are indexed by the view-space normal; v = 0 is the top row.
-        vec2 sphere_uv = modes.y == 3 ? v_sub_uv : vec2(0.5 + 0.5 * n.x, 0.5 - 0.5 * n.y);
-        vec3 sphere = clamp(texture(sphere_texture, sphere_uv) * sphere_multiply + sphere_add,
-                            0.0, 1.0).rgb;
-        colour = modes.y == 2 ? colour + sphere : colour * sphere;
-    }
+#if SPHERE_MODE != 0
+    // Sphere maps are indexed by the view-space normal; v = 0 is the top row.
+#if SPHERE_MODE == 3
+    vec2 sphere_uv = v_sub_uv;
+#else
+    vec2 sphere_uv = vec2(0.5 + 0.5 * n.x, 0.5 - 0.5 * n.y);
+#endif
+    vec3 sphere = clamp(texture(sphere_texture, sphere_uv) * sphere_multiply + sphere_add,
+                        0.0, 1.0).rgb;
+#if SPHERE_MODE == 2
+    colour += sphere;
+#else
+    colour *= sphere;
+#endif
+#endif
 #ifdef TOON
-    if (modes.z != 0) {
-        float ndl = dot(n, light_to);
-        vec3 toon = clamp(texture(toon_texture, vec2(0.5, 0.5 - 0.5 * ndl)) * toon_multiply
-                          + toon_add, 0.0, 1.0).rgb;
-        colour *= toon;
-    }
+#ifdef TOON_RAMP
+    float ndl = dot(n, light_to);
+    vec3 toon = clamp(texture(toon_texture, vec2(0.5, 0.5 - 0.5 * ndl)) * toon_multiply
+                      + toon_add, 0.0, 1.0).rgb;
+    colour *= toon;
+#endif
 #else
     colour *= light_ambient + light_directional * max(dot(n, light_to), 0.0);
 #endif
