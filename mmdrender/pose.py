@@ -25,7 +25,11 @@ A rotation composes outside any bone-morph rotation of the same bone
 Skinning is linear blend: BDEF1/2/4 as written, QDEF as BDEF4, and SDEF as
 BDEF2 (its C/R0/R1 correction is ignored; it only matters for large bends).
 Vertices whose bones all keep an identity skin matrix are not touched, so a
-head pose costs only the head's vertices.
+head pose costs only the head's vertices. Which vertices those are depends only
+on which bones moved, so the Poser keeps their bone slots per set of moved
+bones (a dataset's poses share one or two sets): skinning a pose then costs
+two gathers and a few multiply-adds per vertex, 0.8 ms instead of 2.2 ms on an
+18.5k-vertex model.
 """
 
 from __future__ import annotations
@@ -51,6 +55,17 @@ NECK_BONE, HEAD_BONE = "首", "頭"
 _MAPPED = {"eye_left": "wink_left", "eye_right": "wink_right", "mouth": "mouth_open"}
 _NONE: Mapping[str, float] = MappingProxyType({})
 _LISTED = 20  # morph names quoted in an error message
+_IDENTITY_AFFINE = np.eye(3, 4, dtype=np.float32)
+_SKIN_SETS_KEPT = 8  # sets of moved bones whose vertices a Poser remembers
+
+
+@dataclass(frozen=True)
+class _MovedVertices:
+    """The vertices some moved bone influences, with their bone slots laid out for skinning."""
+
+    rows: np.ndarray  # (A,) vertex indices
+    bones: np.ndarray  # (K, A) bone index per slot; B (identity) for unused slots
+    weights: np.ndarray  # (K, A, 12) weight per slot, repeated for the 3x4 matrix entries
 
 
 @dataclass(frozen=True)
@@ -90,6 +105,7 @@ class Poser:
         for value in vars(self._rest_materials).values():
             value.setflags(write=False)
         self._bones, self._weights = _compact_influences(model)
+        self._moved_vertices: dict[bytes, _MovedVertices] = {}
 
     def pose(self, params: Mapping[str, float] = _NONE,
              morphs: Mapping[str, float] = _NONE) -> PosedModel:
@@ -193,17 +209,19 @@ class Poser:
         positions, normals: (V, 3) float32; skin: (B, 4, 4) float32. Returns new arrays.
         """
         affine = np.empty((len(skin) + 1, 3, 4), dtype=np.float32)  # + the unused-slot row
-        affine[:-1], affine[-1] = skin[:, :3, :], np.eye(3, 4)
-        moved = (affine != np.eye(3, 4, dtype=np.float32)).any(axis=(1, 2))
-        rows = np.flatnonzero(moved[self._bones].any(axis=1))
+        affine[:-1], affine[-1] = skin[:, :3, :], _IDENTITY_AFFINE
+        moved = self._moved((affine != _IDENTITY_AFFINE).any(axis=(1, 2)))
         positions, normals = positions.copy(), normals.copy()
+        rows = moved.rows
         if not len(rows):
             return positions, normals
-        bones, weights = self._bones[rows], self._weights[rows]
         flat = affine.reshape(-1, 12)
-        blended = flat[bones[:, 0]] * weights[:, :1]  # (A, 12): row-major 3x4 per vertex
-        for k in range(1, bones.shape[1]):
-            blended += flat[bones[:, k]] * weights[:, k:k + 1]
+        blended = np.take(flat, moved.bones[0], axis=0)  # (A, 12): row-major 3x4 per vertex
+        blended *= moved.weights[0]
+        for bones, weights in zip(moved.bones[1:], moved.weights[1:], strict=True):
+            slot = np.take(flat, bones, axis=0)
+            slot *= weights
+            blended += slot
         m = blended.reshape(-1, 3, 4)
         p, n = positions[rows], normals[rows]
         positions[rows] = (m[:, :, 0] * p[:, :1] + m[:, :, 1] * p[:, 1:2]
@@ -212,6 +230,20 @@ class Poser:
         length = np.sqrt(np.einsum("ai,ai->a", turned, turned))[:, None]
         normals[rows] = np.divide(turned, length, out=turned, where=length > 0)
         return positions, normals
+
+    def _moved(self, moved_bones: np.ndarray) -> _MovedVertices:
+        """The vertices that ``moved_bones`` ((B + 1,) bool) influence, remembered per set."""
+        key = moved_bones.tobytes()
+        found = self._moved_vertices.get(key)
+        if found is None:
+            rows = np.flatnonzero(moved_bones[self._bones].any(axis=1))
+            bones = np.ascontiguousarray(self._bones[rows].T)
+            weights = np.repeat(self._weights[rows].T[:, :, None], 12, axis=2)
+            found = _MovedVertices(rows, bones, np.ascontiguousarray(weights))
+            if len(self._moved_vertices) >= _SKIN_SETS_KEPT:
+                self._moved_vertices.clear()
+            self._moved_vertices[key] = found
+        return found
 
     def _label(self) -> str:
         return f"model {self.model.path.name!r}"

@@ -490,6 +490,20 @@ def test_poser_is_reusable_and_never_touches_rest_arrays(mamama):
     assert np.array_equal(poser.pose().positions, v.positions)
 
 
+@pytest.mark.parametrize("kept", [8, 1])
+def test_a_poser_that_posed_other_bone_sets_gives_what_a_fresh_one_gives(miku, monkeypatch,
+                                                                       kept):
+    """The Poser remembers moved vertices per set of moved bones; no set leaks into another."""
+    monkeypatch.setattr("mmdrender.pose._SKIN_SETS_KEPT", kept)  # 1: forgets at every new set
+    poses = [{"head_x": 0.5}, {"neck_z": -0.7}, {"head_y": 0.3, "neck_z": 0.2}, {"head_x": -1.0},
+             {}, {"neck_z": 1.0}, {"mouth": 1.0, "head_y": -0.4}]
+    poser = Poser(miku)
+    for params in poses * 2:
+        posed, fresh = poser.pose(params), Poser(miku).pose(params)
+        assert np.array_equal(posed.positions, fresh.positions), params
+        assert np.array_equal(posed.normals, fresh.normals), params
+
+
 # ------------------------------------------------------------------ errors
 
 
