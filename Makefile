@@ -37,13 +37,14 @@ samples: $(STAMP)
 
 # The main job on the bundled samples: render a small train/validation/test
 # dataset from models_index.csv, verify it, and draw a preview. Rerunning keeps
-# finished shards. EXAMPLES and WORKERS can be set on the command line.
+# finished shards. EXAMPLES and WORKERS (default: one per core) can be set on
+# the command line.
 EXAMPLES ?= 32
-WORKERS  ?= 2
+WORKERS  ?=
 DATASET  := $(OUT)/dataset
 dataset: samples
 	$(VENV)/bin/pipeline dataset --index models_index.csv --root $(SAMPLES) --out $(DATASET) \
-		--examples-per-model $(EXAMPLES) --workers $(WORKERS)
+		--examples-per-model $(EXAMPLES) $(if $(WORKERS),--workers $(WORKERS))
 	$(VENV)/bin/pipeline verify $(DATASET)
 	$(VENV)/bin/pipeline preview $(DATASET) -o $(DATASET)/preview.png
 	@echo "Sample characters: $(SAMPLES)/   dataset: $(DATASET)/   preview: $(DATASET)/preview.png"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -52,8 +53,9 @@ FIT_P_MIN = 1e-4
                    "[0.5, 1.2] (removes dark circles at closed eyes); tha2: ambient in "
                    "[0.5, 0.75], directional in [0.5, 1.25]. Sampled once per model.")
 @click.option("--models-per-shard", type=click.IntRange(min=1), default=4, show_default=True)
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Parallel worker processes, each with its own GL context.")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Parallel worker processes, each with its own GL context (default: one "
+                   "per core of this machine; with dask, every worker of the cluster).")
 @click.option("--backend", type=click.Choice(["loky", "dask"]), default="loky",
               show_default=True, help="loky: processes on this machine; dask: a Dask cluster.")
 @click.option("--scheduler", help="Dask scheduler address, with --backend dask.")
@@ -78,9 +80,14 @@ def dataset(index_path, out, root, examples_per_model, split_examples, seed, siz
     except PipelineError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(1)
+    if workers is None:
+        workers = -1 if backend == "dask" else usable_cores()
     done_images = total_images(tasks) - total_images(pending)
+    processes = "every Dask worker" if workers == -1 else \
+        f"{workers} worker process{'es' if workers > 1 else ''}"
     click.echo(f"{len(tasks)} shards for {sum(len(t.entries) for t in tasks)} models "
-               f"({len(tasks) - len(pending)} already done); models root {root}", err=True)
+               f"({len(tasks) - len(pending)} already done) on {processes}; "
+               f"models root {root}", err=True)
     start = time.perf_counter()
     rendered, peak_mb = 0, 0.0
     try:
@@ -120,6 +127,14 @@ def _parse_split_examples(text: str | None) -> tuple[tuple[str, int], ...]:
                                 "train, validation, test")
         totals.append((split.strip(), int(count)))
     return tuple(totals)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (fewer than the machine's under a CPU limit)."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _dask_client(backend: str, scheduler: str | None):

@@ -45,10 +45,11 @@ def run(args: list) -> object:
     return CliRunner().invoke(main, [str(a) for a in args])
 
 
-def dataset_args(index: Path, root: Path, out: Path, *extra) -> list:
+def dataset_args(index: Path, root: Path, out: Path, *extra, workers: int | None = 1) -> list:
+    """In-process (one worker) unless ``workers`` says otherwise; None: the CLI's default."""
     return ["dataset", "--index", index, "--root", root, "--out", out,
             "--examples-per-model", EXAMPLES, "--size", SIZE, "--msaa", 0,
-            "--models-per-shard", 2, *extra]
+            "--models-per-shard", 2, *(["--workers", workers] if workers else []), *extra]
 
 
 def digests(folder: Path) -> dict[str, str]:
@@ -235,12 +236,24 @@ def test_an_index_without_splits_is_a_clear_error(library, tmp_path):
     assert result.exit_code == 1 and "pipeline split" in result.output
 
 
+def test_by_default_a_run_uses_a_process_per_core_and_equals_one_process(library, reference,
+                                                                         tmp_path):
+    from pipeline.dataset_cli import usable_cores
+
+    root, index = library
+    result = run(dataset_args(index, root, tmp_path, workers=None))
+    assert result.exit_code == 0, result.output
+    cores = usable_cores()
+    assert f"on {cores} worker process{'es' if cores > 1 else ''}" in result.stderr
+    assert digests(tmp_path) == digests(reference)
+
+
 def test_a_dask_local_cluster_run_equals_the_local_run(library, reference, tmp_path):
     distributed = pytest.importorskip("dask.distributed")
     root, index = library
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster:
         result = run(dataset_args(index, root, tmp_path, "--backend", "dask", "--scheduler",
-                                  cluster.scheduler_address, "--workers", 2))
+                                  cluster.scheduler_address, workers=2))
     assert result.exit_code == 0, result.output
     assert digests(tmp_path) == digests(reference)

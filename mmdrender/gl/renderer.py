@@ -31,8 +31,8 @@ pixel the character does not touch is exactly (0, 0, 0, 0).
 
 Anti-aliasing defaults to 2x2 supersampling rather than 4x MSAA. On llvmpipe
 (every machine without a GPU) MSAA multiplies the cost of each triangle, and
-MMD models are tens of thousands of small ones: 4x MSAA draws a 22k-vertex
-model at about half the speed of 2x2 supersampling (bench/render.py). Supersampling
+MMD models are tens of thousands of small ones: 2x2 supersampling renders
+1.2-1.5x as many posed images per second as 4x MSAA (bench/render.py). Supersampling
 also smooths what MSAA leaves jagged: alpha-tested hair cut-outs, texture
 detail and specular highlights. On a GPU both are cheap; ``samples`` adds MSAA
 on top where wanted.
