@@ -18,10 +18,10 @@ from pipeline.errors import PipelineError, reports_errors
 from pipeline.index import (
     DEFAULT_INDEX,
     SPLITS,
-    append_entries,
-    read_index,
+    duplicate_files,
+    modify_index,
     sample_entries,
-    scan_entries,
+    scan_index,
     write_index,
 )
 from pipeline.splits import (
@@ -63,28 +63,60 @@ main.add_command(eval_command)
 @click.option("--root", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Models root that stored paths are relative to; DIR must lie inside it. "
                    "[default: DIR]")
+@click.option("--update-changed", is_flag=True,
+              help="Also re-hash files already indexed; a file that changed gets its new "
+                   "sha256 and status auto (its annotation may no longer fit).")
+@click.option("--keep-duplicates", is_flag=True,
+              help="Index a file even when the same bytes are already indexed under another "
+                   "path (split keeps such copies in one split).")
 @reports_errors
-def scan(folder: Path, index_path: Path, root: Path | None):
+def scan(folder: Path, index_path: Path, root: Path | None, update_changed: bool,
+         keep_duplicates: bool):
     """Add every .pmx/.pmd under DIR that the index lacks (status auto).
 
     The source of a model (what splits group by) is the first folder below
-    DIR on its path; files directly in DIR share DIR's own name as source.
+    the models root on its path, whichever DIR is scanned; files directly in
+    the root share the root's own name. Source names are compared without
+    regard to case, spaces or Unicode form; the first spelling is kept.
     Existing rows are kept byte for byte; new rows are appended in path order.
+    A file whose bytes are already indexed under another path is skipped
+    (--keep-duplicates adds it). A file that cannot be indexed (unreadable, a
+    broken link, a name that is not UTF-8) is skipped with its reason, the rest
+    is saved, and the exit status is 1.
     """
     root = root or folder
-    existing = read_index(index_path) if index_path.exists() else []
 
     def progress(items):
         if len(items) < PROGRESS_MIN_FILES:
             return contextlib.nullcontext(items)
         return click.progressbar(items, label="hashing model files", file=sys.stderr)
 
-    new, present = scan_entries(folder, root, existing, progress=progress)
-    if new or not index_path.exists():
-        append_entries(index_path, new)
-    click.echo(f"{index_path}: added {len(new)} model(s), {len(present)} already indexed; "
-               f"paths are relative to {root} (pass it as the models root, e.g. "
-               f"THA_MODELS_ROOT={root})")
+    result = scan_index(index_path, folder, root, update_changed=update_changed,
+                        keep_duplicates=keep_duplicates, progress=progress)
+    for name, reason in result.skipped:
+        click.echo(f"skipped {name}: {reason}", err=True)
+    for path, original in result.copies:
+        if keep_duplicates:
+            click.echo(f"warning: {path} is the same file as {original.model_id} "
+                       f"({original.path}); both are indexed, and split keeps them in one "
+                       "split", err=True)
+        else:
+            click.echo(f"skipped {path}: the same file as {original.model_id} "
+                       f"({original.path}); pass --keep-duplicates to index it too", err=True)
+    for old, new in result.changed:
+        click.echo(f"changed {new.path}: sha256 refreshed, status auto (was {old.status})")
+    summary = f"added {len(result.added)} model(s), {result.present} already indexed"
+    if update_changed:
+        summary += f", {len(result.changed)} changed file(s) back to status auto"
+    if result.copies and not keep_duplicates:
+        summary += f", {len(result.copies)} duplicate file(s) skipped"
+    if result.skipped:
+        summary += f", {len(result.skipped)} file(s) skipped"
+    click.echo(f"{index_path}: {summary}; paths are relative to {root} (pass it as the "
+               f"models root, e.g. THA_MODELS_ROOT={root})")
+    if result.skipped:
+        raise PipelineError(f"{len(result.skipped)} file(s) could not be indexed (listed "
+                            "above with the reason); the other models were saved")
 
 
 @main.command()
@@ -99,14 +131,24 @@ def scan(folder: Path, index_path: Path, root: Path | None):
 def split(index_path: Path, fractions: str, seed: int, reassign: bool):
     """Assign train/validation/test by source, so no source spans two splits.
 
-    Rejected models get no split; rows that already have one keep it unless
-    --reassign.
+    Sources holding byte-identical files (same sha256) count as one and share
+    a split. Rejected models get no split; rows that already have one keep it
+    unless --reassign.
     """
     targets = parse_fractions(fractions)
-    entries = read_index(index_path)
-    result = assign_splits(entries, targets, seed=seed, reassign=reassign)
-    changed = sum(1 for old, new in zip(entries, result, strict=True) if old != new)
-    write_index(index_path, result)
+    before = []
+
+    def assign(entries):
+        before.extend(entries)
+        return assign_splits(entries, targets, seed=seed, reassign=reassign)
+
+    result = modify_index(index_path, assign)
+    for group in duplicate_files(result):
+        click.echo(f"warning: one file under several model ids "
+                   f"({', '.join(e.model_id for e in group)}; sha256 {group[0].sha256[:12]}): "
+                   "they share a split; reject all but one if they are the same model",
+                   err=True)
+    changed = sum(1 for old, new in zip(before, result, strict=True) if old != new)
     click.echo(f"{index_path}: {changed} row(s) changed")
     echo_counts(result)
 

@@ -22,20 +22,35 @@ digits turned into one ``-``: ``animasa_miku_v2/miku_v2.pmd`` →
 ``animasa-miku-v2-miku-v2``. When that id is taken, ``-`` and the first 8 hex
 digits of the SHA-256 of the path are appended. An id is assigned once, when
 the row is added, and never recomputed, so it stays stable if files move.
+
+Paths are stored in normal form: no ``.``, ``..`` or empty parts, so one file
+has one spelling (``a/./b.pmx`` is refused, naming ``a/b.pmx``). ``source``
+(what splits group by) is the first folder below the models root; names are
+stored stripped and in Unicode NFC, and compared by :func:`source_key`
+(NFKC, case-folded, runs of spaces as one), so ``Touhou`` and ``touhou `` are
+one source whose first spelling is kept.
+
+Every change to an index file (:func:`write_index`, :func:`append_entries`,
+:func:`update_index`, :func:`modify_index`, :func:`scan_index`) holds an
+exclusive lock on the sibling file ``<index>.lock`` and re-reads the index
+under it, so two programs writing one index never lose each other's changes.
+Reading needs no lock: the file is always replaced whole.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import fcntl
 import hashlib
 import io
 import math
 import os
+import posixpath
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path, PurePosixPath
 
 from pipeline.atomic import atomic_write
@@ -162,17 +177,25 @@ def _path_problem(path: str) -> str | None:
         return f"path {path!r} contains '\\'; write it with '/'"
     if path.startswith("/") or re.match(r"[A-Za-z]:", path):
         return f"path {path!r} is absolute; it must be relative to the models root"
-    depth = 0
-    for part in path.split("/"):
-        if part == "..":
-            depth -= 1
-            if depth < 0:
-                return f"path {path!r} leaves the models root through '..'"
-        elif part not in ("", "."):
-            depth += 1
-    if depth == 0:
+    normal = posixpath.normpath(path)
+    if normal == ".." or normal.startswith("../"):
+        return f"path {path!r} leaves the models root through '..'"
+    if normal == ".":
         return f"path {path!r} names the models root itself, not a model file"
+    if normal != path:
+        return (f"path {path!r} is not in normal form (no '.', '..' or empty parts, so one "
+                f"file has one spelling); write it as {normal!r}")
     return None
+
+
+def source_key(source: str) -> str:
+    """What two sources must share to be one source: NFKC, case-folded, spaces squeezed."""
+    return " ".join(unicodedata.normalize("NFKC", source).casefold().split())
+
+
+def clean_source(name: str) -> str:
+    """A folder name as a stored source: NFC, stripped."""
+    return unicodedata.normalize("NFC", name).strip()
 
 
 # ------------------------------------------------------------------ validation
@@ -183,9 +206,22 @@ def _is_finite_number(value: object) -> bool:
             and math.isfinite(value))
 
 
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _entry_problems(entry: ModelEntry) -> list[tuple[str, str]]:
     """(column, message) for everything wrong with one entry on its own."""
     problems = []
+    for column in COLUMNS:
+        value = getattr(entry, column)
+        if isinstance(value, str) and not _is_utf8(value):
+            problems.append((column, f"{column} {value!r} is not UTF-8 text (a file name "
+                                     "with undecodable bytes?)"))
     if not entry.model_id:
         problems.append(("model_id", "model_id is empty"))
     elif re.search(r"[\s/\\]", entry.model_id):
@@ -368,25 +404,49 @@ def _csv_text(rows: Iterable[Sequence[str]], lineterminator: str = "\n") -> str:
     return buffer.getvalue()
 
 
+@contextlib.contextmanager
+def index_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold the exclusive lock of the index at ``path`` (``<path>.lock``, flock).
+
+    Every change to an index goes through this lock, so read-modify-write
+    cycles of different processes never interleave. Not re-entrant: the
+    functions below take it once and call only unlocked helpers inside.
+    """
+    lock = Path(path).with_name(Path(path).name + ".lock")
+    try:
+        descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as error:
+        raise PipelineError(f"{lock}: cannot create the index's lock file "
+                            f"({error.strerror or error}); the index folder must exist and "
+                            "be writable") from None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
 def write_index(path: str | os.PathLike, entries: Sequence[ModelEntry]) -> None:
     """Check ``entries`` and write them as the index at ``path``, atomically.
 
     UTF-8 without a BOM, ``\\n`` line ends, the columns of :data:`COLUMNS` in
     order, floats in their shortest round-trip form. The rows are written to a
     temporary file in the same folder, flushed to disk and moved over ``path``,
-    so readers see the old index or the new one, never a mixture.
+    so readers see the old index or the new one, never a mixture. The whole
+    file is replaced: to change some rows use :func:`update_index` or
+    :func:`modify_index`, which re-read the index under its lock.
     """
+    with index_lock(path):
+        _write_entries(Path(path), entries)
+
+
+def _write_entries(path: Path, entries: Sequence[ModelEntry]) -> None:
     check_entries(entries)
-    _write_atomically(Path(path), _csv_text([COLUMNS, *(_cells(e) for e in entries)]))
+    _write_atomically(path, _csv_text([COLUMNS, *(_cells(e) for e in entries)]))
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    try:
-        data = text.encode("utf-8")
-    except UnicodeEncodeError as error:
-        line = text[:error.start].count("\n") + 1
-        raise PipelineError(f"{path}: line {line} cannot be written as UTF-8 "
-                            f"({error.reason}); the index was left as it was") from None
+    data = text.encode("utf-8")  # check_entries made sure every cell is UTF-8 text
     try:
         with atomic_write(path, "wb") as file:
             file.write(data)
@@ -396,14 +456,18 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def append_entries(path: str | os.PathLike, new: Sequence[ModelEntry]) -> None:
-    """Add ``new`` rows to the end of the index at ``path``, atomically.
+    """Add ``new`` rows to the end of the index at ``path``, atomically, under its lock.
 
     The existing text is kept byte for byte (its column order and line ends
     too); the whole result is checked first. A missing file is created.
     """
-    path = Path(path)
+    with index_lock(path):
+        _append_entries(Path(path), new)
+
+
+def _append_entries(path: Path, new: Sequence[ModelEntry]) -> None:
     if not path.exists():
-        write_index(path, new)
+        _write_entries(path, new)
         return
     old = read_index(path)
     check_entries([*old, *new])
@@ -435,66 +499,224 @@ def update_entries(entries: Sequence[ModelEntry],
     return [by_id.get(entry.model_id, entry) for entry in entries]
 
 
-def update_index(path: str | os.PathLike, replacements: Iterable[ModelEntry]) -> list[ModelEntry]:
-    """Read the index, replace rows by model_id, write it back; return the new rows."""
-    entries = update_entries(read_index(path), replacements)
-    write_index(path, entries)
+def modify_index(path: str | os.PathLike,
+                 change: Callable[[list[ModelEntry]], list[ModelEntry]]) -> list[ModelEntry]:
+    """Under the index's lock: read it, ``change`` the rows, write them; return them.
+
+    ``change`` gets the rows as they are now on disk (changes other programs
+    made meanwhile included) and must not write the index itself.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise PipelineError(f"{path}: no such index file")
+    with index_lock(path):
+        entries = change(read_index(path))
+        _write_entries(path, entries)
     return entries
+
+
+def update_index(path: str | os.PathLike, replacements: Iterable[ModelEntry]) -> list[ModelEntry]:
+    """Read the index, replace rows by model_id, write it back; return the new rows.
+
+    Done under the index's lock, so rows other programs change meanwhile are kept.
+    """
+    replacements = list(replacements)
+    return modify_index(path, lambda entries: update_entries(entries, replacements))
+
+
+def duplicate_files(entries: Sequence[ModelEntry]) -> list[list[ModelEntry]]:
+    """Groups of two or more rows (rejected ones aside) whose files have one sha256.
+
+    Byte-identical files under several model ids: allowed (splits keep them
+    together), but usually a re-upload to reject.
+    """
+    by_hash: dict[str, list[ModelEntry]] = {}
+    for entry in entries:
+        if entry.sha256 and entry.status != "rejected":
+            by_hash.setdefault(entry.sha256, []).append(entry)
+    return [group for group in by_hash.values() if len(group) > 1]
 
 
 # ------------------------------------------------------------------ scanning
 
 
-def find_model_files(folder: str | os.PathLike) -> list[Path]:
-    """Every .pmx/.pmd file under ``folder`` (any letter case, recursively), sorted."""
+def find_model_files(folder: str | os.PathLike,
+                     on_error: Callable[[OSError], None] | None = None) -> list[Path]:
+    """Every .pmx/.pmd file under ``folder`` (any letter case, recursively), sorted.
+
+    A folder that cannot be listed is passed to ``on_error`` (default: left out).
+    """
     found = []
-    for parent, dirs, files in os.walk(folder):
+    for parent, dirs, files in os.walk(folder, onerror=on_error):
         dirs.sort()
         found += [Path(parent, name) for name in files
                   if os.path.splitext(name)[1].lower() in MODEL_SUFFIXES]
     return sorted(found, key=lambda p: Path(p).relative_to(folder).as_posix())
 
 
-def source_for(file: str | os.PathLike, folder: str | os.PathLike) -> str:
-    """The split group of a model found under ``folder``.
+def source_for(relative: str, root: str | os.PathLike) -> str:
+    """The split group of the model at ``relative`` (an index path under ``root``).
 
-    The first folder below ``folder`` on the way to the file (the franchise or
-    modeller folder: ``lib/animasa_miku_v2/miku_v2.pmd`` → ``animasa_miku_v2``).
-    Files lying directly in ``folder`` all share one source: the name of
-    ``folder`` itself, so loose files never leak across splits.
+    The first folder below the models root (the franchise or modeller folder:
+    ``animasa_miku_v2/miku_v2.pmd`` → ``animasa_miku_v2``), whichever folder
+    was scanned. Files lying directly in the root all share one source: the
+    root's own name, so loose files never leak across splits. NFC, stripped.
     """
-    relative = Path(os.path.abspath(file)).relative_to(os.path.abspath(folder))
-    if len(relative.parts) > 1:
-        return relative.parts[0]
-    return Path(os.path.abspath(folder)).name or "root"
+    parts = PurePosixPath(relative).parts
+    name = parts[0] if len(parts) > 1 else Path(os.path.abspath(root)).name
+    return clean_source(name) or "root"
 
 
-def scan_entries(folder: str | os.PathLike, root: str | os.PathLike,
-                 existing: Sequence[ModelEntry],
-                 progress=None) -> tuple[list[ModelEntry], list[str]]:
-    """New entries for the model files under ``folder`` that ``existing`` lacks.
+@dataclass
+class ScanResult:
+    """What :func:`scan_index` did.
 
-    Returns (new entries, relative paths already present). ``progress``, if
-    given, wraps the list of files to hash (e.g. ``click.progressbar``).
+    added: new rows, in path order. changed: (old row, new row) for files that
+    changed since they were indexed (``update_changed``). present: files
+    already indexed.
+    copies: (path, indexed row with the same bytes) for files found again
+    under another path: skipped, or added too with ``keep_duplicates``.
+    skipped: (file name as repr or path, reason) for files that cannot be indexed.
     """
-    known_paths = {entry.path for entry in existing}
-    taken = {entry.model_id for entry in existing}
-    files = find_model_files(folder)
-    present, todo = [], []
-    for file in files:
+
+    added: list[ModelEntry] = field(default_factory=list)
+    changed: list[tuple[ModelEntry, ModelEntry]] = field(default_factory=list)
+    present: int = 0
+    copies: list[tuple[str, ModelEntry]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def scan_index(index_path: str | os.PathLike, folder: str | os.PathLike,
+               root: str | os.PathLike, *, update_changed: bool = False,
+               keep_duplicates: bool = False, progress=None) -> ScanResult:
+    """Add the model files under ``folder`` that the index lacks; write the index.
+
+    Paths are relative to ``root``, which must contain ``folder``. A file that
+    cannot be indexed (unreadable, a broken link, a name that is not UTF-8 or
+    holds a backslash) is skipped with its reason in ``skipped``; the others
+    are written. A file with the same bytes as an indexed one (or an earlier
+    new one) is left out unless ``keep_duplicates``. ``update_changed``
+    re-hashes files already indexed: a row whose sha256 differs gets the new
+    hash, status auto and a note (its annotation may no longer fit).
+    Existing rows are kept byte for byte unless a row changed. Hashing runs
+    before the index is locked; the rows are worked out from the index as it
+    is when the lock is held. ``progress`` wraps the list of files to hash.
+    """
+    index_path = Path(index_path)
+    relative_model_path(folder, root)  # folder inside root, or one clear error
+    existing = read_index(index_path) if index_path.exists() else []
+    known = {entry.path for entry in existing}
+    result = ScanResult()
+
+    def unlistable(error: OSError) -> None:
+        name = relative_model_path(error.filename, root) + "/"
+        result.skipped.append((name, f"the folder cannot be listed ({error.strerror})"))
+
+    todo = []
+    for file in find_model_files(folder, unlistable):
         relative = relative_model_path(file, root)
-        (present if relative in known_paths else todo).append((file, relative))
-    new = []
+        problem = _file_name_problem(relative)
+        if problem:
+            result.skipped.append((repr(relative), problem))
+        elif update_changed or relative not in known:
+            todo.append((file, relative))
+        else:
+            result.present += 1
+    hashes = {}
     items = progress(todo) if progress else contextlib.nullcontext(todo)
     with items as bar:
         for file, relative in bar:
-            model_id = model_id_for(relative, taken)
-            taken.add(model_id)
-            new.append(ModelEntry(model_id=model_id, path=relative,
-                                  source=source_for(file, folder), status="auto",
-                                  sha256=file_sha256(file)))
-    return new, [relative for _, relative in present]
+            try:
+                hashes[relative] = _hash_model_file(file)
+            except PipelineError as error:
+                result.skipped.append((relative, str(error)))
+    with index_lock(index_path):
+        current = read_index(index_path) if index_path.exists() else []
+        _plan_scan(result, current, hashes, root, update_changed, keep_duplicates)
+        if result.changed:
+            _write_entries(index_path,
+                           [*update_entries(current, [new for _, new in result.changed]),
+                            *result.added])
+        elif result.added or not index_path.exists():
+            _append_entries(index_path, result.added)
+    return result
 
+
+def _file_name_problem(relative: str) -> str | None:
+    """Why a found file's relative path cannot be stored in the index, if it cannot."""
+    if not _is_utf8(relative):
+        return ("the name is not UTF-8 (mangled by a zip tool?), so the index cannot store "
+                f"it; {_rename_hint(relative)} and scan again")
+    if "\\" in relative:
+        return "the name contains '\\', which index paths cannot hold; rename it and scan again"
+    problem = _path_problem(relative)
+    if problem:
+        return f"the index cannot store it ({problem}); rename it and scan again"
+    return None
+
+
+def _rename_hint(relative: str) -> str:
+    """A UTF-8 name for a path whose undecodable parts read as Shift-JIS, if they do."""
+    parts = []
+    for part in relative.split("/"):
+        if not _is_utf8(part):
+            try:
+                part = os.fsencode(part).decode("cp932")
+            except UnicodeDecodeError:
+                return "rename it to a UTF-8 name"
+        parts.append(part)
+    return f"rename it to {'/'.join(parts)!r} (read as Shift-JIS)"
+
+
+def _hash_model_file(file: Path) -> str:
+    if file.is_symlink() and not file.exists():
+        raise PipelineError(f"a broken symbolic link (to {os.readlink(file)!r})")
+    try:
+        return file_sha256(file)
+    except PipelineError as error:
+        raise PipelineError(str(error).removeprefix(f"{file}: ")) from None
+
+
+def _plan_scan(result: ScanResult, current: Sequence[ModelEntry], hashes: dict[str, str],
+               root: str | os.PathLike, update_changed: bool, keep_duplicates: bool) -> None:
+    by_path = {entry.path: entry for entry in current}
+    by_hash: dict[str, ModelEntry] = {}
+    spelling: dict[str, str] = {}
+    for entry in current:
+        if entry.sha256:
+            by_hash.setdefault(entry.sha256, entry)
+        spelling.setdefault(source_key(entry.source), entry.source)
+    taken = {entry.model_id for entry in current}
+    for relative, sha256 in hashes.items():
+        old = by_path.get(relative)
+        if old is not None:
+            result.present += 1
+            if update_changed and old.sha256 and old.sha256 != sha256:
+                result.changed.append((old, _changed_file(old, sha256)))
+            continue
+        copy_of = by_hash.get(sha256)
+        if copy_of is not None:
+            result.copies.append((relative, copy_of))
+            if not keep_duplicates:
+                continue
+        source = source_for(relative, root)
+        source = spelling.setdefault(source_key(source), source)
+        model_id = model_id_for(relative, taken)
+        taken.add(model_id)
+        new = ModelEntry(model_id=model_id, path=relative, source=source, status="auto",
+                         sha256=sha256)
+        result.added.append(new)
+        by_path[relative] = new
+        by_hash.setdefault(sha256, new)
+
+
+def _changed_file(entry: ModelEntry, sha256: str) -> ModelEntry:
+    note = (f"rescan: file changed; it was {entry.status} with sha256 {entry.sha256}"
+            + (f" ({entry.status_reason})" if entry.status_reason else ""))
+    return replace(entry, sha256=sha256, status="auto",
+                   status_reason="the model file changed since it was indexed; check its "
+                                 "head bounds and morphs",
+                   notes=f"{entry.notes}\n{note}" if entry.notes else note)
 
 
 # ------------------------------------------------------------------ the sample characters

@@ -1,13 +1,18 @@
 """Train / validation / test splits by source, so no character crosses splits.
 
-Rule (:func:`assign_splits`): every model of one ``source`` (franchise or
-modeller folder) lands in the same split. Rejected models get no split. Rows
-that already have a split keep it (unless ``reassign``), and new rows of a
-source that already has a split join it. The remaining sources are ordered by
-the SHA-256 of ``"<seed>:<source>"`` (so the order is random-looking but the
-same on every machine) and each goes, whole, to the split whose model count is
-furthest below its target ``fraction × models``; ties go to the earlier split
-in train, validation, test. Splits whose fraction is 0 receive nothing.
+Rule (:func:`assign_splits`): every model of one *group* lands in the same
+split. A group is a source (franchise or modeller folder; spellings that
+differ only in case, spaces or Unicode form are one source, see
+:func:`pipeline.index.source_key`), joined with every other source that holds
+a byte-identical file (same sha256): a re-upload of a model in another folder
+never ends up in another split. Rejected models get no split and join nothing.
+Rows that already have a split keep it (unless ``reassign``), and new rows of
+a group that already has a split join it. The remaining groups are ordered by
+the SHA-256 of ``"<seed>:<group>"`` (the group named by its smallest source
+key; random-looking but the same on every machine) and each goes, whole, to
+the split whose model count is furthest below its target ``fraction ×
+models``; ties go to the earlier split in train, validation, test. Splits
+whose fraction is 0 receive nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from pipeline.errors import PipelineError
-from pipeline.index import SPLITS, ModelEntry
+from pipeline.index import SPLITS, ModelEntry, source_key
 
 DEFAULT_FRACTIONS: tuple[float, float, float] = (0.9, 0.05, 0.05)
 DEFAULT_SEED = 0
@@ -52,55 +57,91 @@ def source_order_key(seed: int, source: str) -> str:
     return hashlib.sha256(f"{seed}:{source}".encode()).hexdigest()
 
 
+def split_groups(entries: Sequence[ModelEntry]) -> dict[str, str]:
+    """``{source key: group name}`` over the rows that are not rejected.
+
+    Sources sharing a sha256 are one group (transitively); a group is named
+    by its smallest source key.
+    """
+    parent: dict[str, str] = {}
+
+    def find(key: str) -> str:
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    holder: dict[str, str] = {}  # sha256 -> a source key holding that file
+    for entry in entries:
+        if entry.status == "rejected":
+            continue
+        key = source_key(entry.source)
+        parent.setdefault(key, key)
+        if entry.sha256:
+            other = holder.setdefault(entry.sha256, key)
+            first, second = sorted((find(key), find(other)))
+            parent[second] = first
+    return {key: find(key) for key in parent}
+
+
 def assign_splits(entries: Sequence[ModelEntry],
                   fractions: Sequence[float] = DEFAULT_FRACTIONS,
                   seed: int = DEFAULT_SEED, reassign: bool = False) -> list[ModelEntry]:
     """``entries`` (same order) with ``split`` set by the module's rule.
 
-    Raises :class:`PipelineError` when kept splits already put one source in
+    Raises :class:`PipelineError` when kept splits already put one group in
     two splits (fix the index or pass ``reassign``).
     """
     check_fractions(fractions)
+    live = [entry for entry in entries if entry.status != "rejected"]
+    groups = split_groups(live)
+
+    def group(entry: ModelEntry) -> str:
+        return groups[source_key(entry.source)]
+
     kept_split: dict[str, set[str]] = defaultdict(set)
-    counts: Counter[str] = Counter()
-    for entry in entries:
-        if entry.status != "rejected" and entry.split and not reassign:
-            kept_split[entry.source].add(entry.split)
-            counts[entry.split] += 1
-    mixed = {source: splits for source, splits in kept_split.items() if len(splits) > 1}
+    if not reassign:
+        for entry in live:
+            if entry.split:
+                kept_split[group(entry)].add(entry.split)
+    mixed = {name: splits for name, splits in kept_split.items() if len(splits) > 1}
     if mixed:
-        listed = "; ".join(f"{source!r} in {', '.join(sorted(splits))}"
-                           for source, splits in sorted(mixed.items()))
-        raise PipelineError(f"sources already span several splits: {listed}. Clear their "
-                            "split cells or pass --reassign")
+        raise PipelineError(f"sources already span several splits: "
+                            f"{_describe(mixed, live, group)}. Clear their split cells or "
+                            "pass --reassign")
 
+    chosen = {name: next(iter(splits)) for name, splits in kept_split.items()}
+    counts: Counter[str] = Counter()
     open_groups: Counter[str] = Counter()
-    for entry in entries:
-        if entry.status != "rejected" and (reassign or not entry.split):
-            if entry.source not in kept_split:
-                open_groups[entry.source] += 1
-            else:
-                counts[next(iter(kept_split[entry.source]))] += 1
-    total = sum(1 for entry in entries if entry.status != "rejected")
-    targets = {split: fraction * total for split, fraction in zip(SPLITS, fractions, strict=True)}
+    for entry in live:
+        if group(entry) in chosen:
+            counts[chosen[group(entry)]] += 1
+        else:
+            open_groups[group(entry)] += 1
+    targets = {split: fraction * len(live)
+               for split, fraction in zip(SPLITS, fractions, strict=True)}
     candidates = [split for split in SPLITS if targets[split] > 0]
-
-    chosen = {source: next(iter(splits)) for source, splits in kept_split.items()}
-    for source in sorted(open_groups, key=lambda s: source_order_key(seed, s)):
+    for name in sorted(open_groups, key=lambda g: source_order_key(seed, g)):
         split = max(candidates, key=lambda s: targets[s] - counts[s])  # first wins ties
-        chosen[source] = split
-        counts[split] += open_groups[source]
+        chosen[name] = split
+        counts[split] += open_groups[name]
 
     result = []
     for entry in entries:
-        if entry.status == "rejected":
-            split = ""
-        elif entry.split and not reassign:
-            split = entry.split
-        else:
-            split = chosen[entry.source]
+        split = "" if entry.status == "rejected" else chosen[group(entry)]
         result.append(entry if split == entry.split else replace(entry, split=split))
     return result
+
+
+def _describe(mixed: dict[str, set[str]], live: Sequence[ModelEntry], group) -> str:
+    described = []
+    for name, splits in sorted(mixed.items()):
+        sources = sorted({e.source for e in live if group(e) == name}, key=source_key)
+        shared = " (they share a model file)" if len({source_key(s) for s in sources}) > 1 \
+            else ""
+        described.append(f"{', '.join(map(repr, sources))}{shared} in "
+                         f"{', '.join(sorted(splits))}")
+    return "; ".join(described)
 
 
 @dataclass(frozen=True)
@@ -115,6 +156,6 @@ def split_counts(entries: Sequence[ModelEntry]) -> dict[str, SplitCount]:
     sources: dict[str, set[str]] = defaultdict(set)
     for entry in entries:
         models[entry.split] += 1
-        sources[entry.split].add(entry.source)
+        sources[entry.split].add(source_key(entry.source))
     return {split: SplitCount(models[split], len(sources[split]))
             for split in (*SPLITS, "") if split or models[split]}

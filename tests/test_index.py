@@ -138,11 +138,6 @@ def test_every_problem_is_listed_with_its_line_and_column(tmp_path):
     assert ":2," not in message and ":3," not in message
 
 
-def test_a_path_with_dot_dot_inside_the_root_is_allowed(tmp_path):
-    path = write_text(tmp_path / "i.csv", HEADER, row(path="s/x/../m.pmx"))
-    assert read_index(path)[0].path == "s/x/../m.pmx"
-
-
 @pytest.mark.parametrize("header, words", [
     (HEADER + ",colour", "unknown column(s) 'colour'"),
     (HEADER.replace(",notes", ""), "missing column(s) notes"),
@@ -195,17 +190,17 @@ def test_a_failed_replace_leaves_the_old_index_and_no_temp_file(tmp_path, monkey
     with pytest.raises(PipelineError, match="No space left on device.*left as it was"):
         write_index(path, [entry("new")])
     assert path.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["i.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["i.csv", "i.csv.lock"]
 
 
 def test_a_row_that_cannot_be_encoded_leaves_the_old_index(tmp_path):
     path = tmp_path / "i.csv"
     write_index(path, rich_entries())
     before = path.read_bytes()
-    with pytest.raises(PipelineError, match="line 3 cannot be written as UTF-8"):
+    with pytest.raises(PipelineError, match=r"entry 1 \(b\), column notes: .* not UTF-8"):
         write_index(path, [entry("a"), entry("b", notes="lone surrogate \udc80")])
     assert path.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["i.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["i.csv", "i.csv.lock"]
 
 
 def test_rewriting_keeps_the_file_mode(tmp_path):
@@ -325,7 +320,7 @@ def test_scan_with_a_root_stores_paths_relative_to_it(tmp_path):
                  "--index", index)
     assert result.exit_code == 0, result.output
     (e,) = read_index(index)
-    assert (e.path, e.source) == ("anime/a/one.pmx", "a")
+    assert (e.path, e.source) == ("anime/a/one.pmx", "anime")  # first folder below the root
     result = run("scan", tmp_path / "lib", "--root", tmp_path / "lib" / "anime",
                  "--index", index)
     assert result.exit_code == 1 and "is not inside the models root" in result.output

@@ -1,0 +1,44 @@
+"""Writers of one index never lose each other's changes (issue: lost updates)."""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import queue
+import traceback
+from dataclasses import replace
+
+from pipeline.index import ModelEntry, read_index, update_index, write_index
+
+ROUNDS = 60
+
+
+def bump_own_row(path, model_id, start, errors):
+    """Count this process's row up ROUNDS times, one read and update_index each."""
+    try:
+        start.wait()
+        for _ in range(ROUNDS):
+            (mine,) = [e for e in read_index(path) if e.model_id == model_id]
+            update_index(path, [replace(mine, notes=str(int(mine.notes) + 1))])
+    except BaseException:
+        errors.put(f"{model_id}: {traceback.format_exc()}")
+
+
+def test_two_processes_updating_different_rows_keep_all_their_updates(tmp_path):
+    path = tmp_path / "models_index.csv"
+    write_index(path, [ModelEntry(f"m{i}", f"s/m{i}.pmx", "s", notes="0") for i in range(3)])
+    context = multiprocessing.get_context("fork")
+    start, errors = context.Barrier(2), context.Queue()
+    workers = [context.Process(target=bump_own_row, args=(path, model_id, start, errors))
+               for model_id in ("m0", "m2")]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    problems = []
+    with contextlib.suppress(queue.Empty):
+        while True:
+            problems.append(errors.get(timeout=0.5))
+    assert not problems, "\n".join(problems)
+    assert [w.exitcode for w in workers] == [0, 0]
+    assert [e.notes for e in read_index(path)] == [str(ROUNDS), "0", str(ROUNDS)]
