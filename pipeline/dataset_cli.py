@@ -9,26 +9,38 @@ import time
 from pathlib import Path
 
 import click
+import h5py
 import numpy as np
 
 from mmdrender.gl.renderer import DEFAULT_SAMPLES, DEFAULT_SUPERSAMPLE
-from pipeline.errors import PipelineError
-from pipeline.generate import RunConfig, finish, is_done, plan, run_tasks, total_images
+from pipeline.errors import PipelineError, reports_errors
+from pipeline.generate import (
+    FAILURES_CSV,
+    RunConfig,
+    finish,
+    locked,
+    plan,
+    run_tasks,
+    start_run,
+    total_images,
+)
 from pipeline.index import models_root as default_models_root
 from pipeline.index import read_index
-from pipeline.poses import ramp_fit_pvalue, uniform_fit_pvalue
-from pipeline.shards import open_dataset, read_manifest, verify_shard
+from pipeline.poses import PoseSchema, ramp_fit_pvalue, uniform_fit_pvalue
+from pipeline.shards import open_dataset, read_manifest, read_models, verify_shard
 
 # Below this p-value a sampled column does not follow its distribution. The
 # tests are exact for the seeded sampler, so this only trips on real damage.
 FIT_P_MIN = 1e-4
+DASK_TIMEOUT_S = 30  # to reach the scheduler
 
 
 @click.command()
 @click.option("--index", "index_path", type=click.Path(dir_okay=False, path_type=Path),
               default="models_index.csv", show_default=True, help="The models index (CSV).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Dataset folder (created; finished shards in it are kept on a rerun).")
+              help="Dataset folder (created). A rerun keeps the shards whose settings and "
+                   "models are unchanged and renders the rest again.")
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path),
               help="Models root the index's paths are relative to "
                    "(default: $THA_MODELS_ROOT, else out/samples beside the index).")
@@ -59,27 +71,53 @@ FIT_P_MIN = 1e-4
 @click.option("--backend", type=click.Choice(["loky", "dask"]), default="loky",
               show_default=True, help="loky: processes on this machine; dask: a Dask cluster.")
 @click.option("--scheduler", help="Dask scheduler address, with --backend dask.")
+@click.option("--retry-failed", is_flag=True,
+              help="Render again every shard with a skipped model (after fixing the models "
+                   "or upgrading). Models whose file was missing, unreadable or changed are "
+                   "always retried.")
+@click.option("--strict", is_flag=True, help="Exit with status 1 when any model was skipped.")
+@reports_errors
 def dataset(index_path, out, root, examples_per_model, split_examples, seed, size, shading,
-            supersample, msaa, lights, models_per_shard, workers, backend, scheduler):
-    """Render every usable model of the index into HDF5 shards under OUT."""
+            supersample, msaa, lights, models_per_shard, workers, backend, scheduler,
+            retry_failed, strict):
+    """Render every usable model of the index into HDF5 shards under OUT.
+
+    Exits with status 0 when the dataset is complete, even if some models were
+    skipped (listed with their reasons in OUT/failures.csv; --strict makes that
+    status 1), and 1 on an error.
+    """
+    entries = read_index(index_path)
+    root = default_models_root(root, index_path)
+    config = RunConfig(out=out, models_root=root, examples_per_model=examples_per_model,
+                       split_examples=_parse_split_examples(split_examples), seed=seed,
+                       size=size, shading=shading, samples=msaa, supersample=supersample,
+                       lights=lights, models_per_shard=models_per_shard)
+    tasks = plan(entries, config)
+    if not tasks:
+        raise PipelineError(f"{index_path}: no model has a split and is not rejected; "
+                            "run `pipeline split` first")
+    client = _dask_client(backend, scheduler)
     try:
-        entries = read_index(index_path)
-        root = default_models_root(root, index_path)
-        config = RunConfig(out=out, models_root=root, examples_per_model=examples_per_model,
-                           split_examples=_parse_split_examples(split_examples), seed=seed,
-                           size=size, shading=shading, samples=msaa,
-                           supersample=supersample, lights=lights,
-                           models_per_shard=models_per_shard)
-        tasks = plan(entries, config)
-        if not tasks:
-            raise PipelineError(f"{index_path}: no model has a split and is not rejected; "
-                                "run `pipeline split` first")
-        out.mkdir(parents=True, exist_ok=True)
-        pending = [task for task in tasks if not is_done(task, out)]
-        client = _dask_client(backend, scheduler)
-    except PipelineError as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(1)
+        with locked(out):
+            pending = start_run(tasks, config, retry_failed)
+            rendered, seconds, peak_mb = _render(tasks, pending, config, workers, backend, root)
+            manifest, failures = finish(tasks, config)
+    finally:
+        if client is not None:
+            client.close()
+    rate = rendered / seconds if seconds > 0 else 0.0
+    click.echo(f"rendered {rendered} images in {seconds:.1f} s ({rate:.1f} images/s); "
+               f"peak worker memory {peak_mb:.0f} MB")
+    click.echo(f"dataset: {out}  manifest: {manifest}")
+    if failures:
+        click.echo(f"{len(failures)} model(s) were skipped; their reasons are in "
+                   f"{out / FAILURES_CSV}", err=True)
+        if strict:
+            sys.exit(1)
+
+
+def _render(tasks, pending, config, workers, backend, root) -> tuple[int, float, float]:
+    """Render the pending shards with a progress bar: (images, seconds, peak MB)."""
     if workers is None:
         workers = -1 if backend == "dask" else usable_cores()
     done_images = total_images(tasks) - total_images(pending)
@@ -90,30 +128,16 @@ def dataset(index_path, out, root, examples_per_model, split_examples, seed, siz
                f"models root {root}", err=True)
     start = time.perf_counter()
     rendered, peak_mb = 0, 0.0
-    try:
-        from tqdm import tqdm
+    from tqdm import tqdm
 
-        with tqdm(total=total_images(tasks), initial=done_images, unit="img",
-                  desc="rendering", file=sys.stderr, dynamic_ncols=True) as bar:
-            for result in run_tasks(pending, config, workers, backend):
-                rendered += result.images
-                peak_mb = max(peak_mb, result.peak_memory_mb)
-                bar.update(result.task.images)
-                for failure in result.failures:
-                    bar.write(f"skipped {failure['model_id']}: {failure['reason']}")
-        manifest, failures = finish(tasks, config)
-    finally:
-        if client is not None:
-            client.close()
-    seconds = time.perf_counter() - start
-    rate = rendered / seconds if seconds > 0 else 0.0
-    click.echo(f"rendered {rendered} images in {seconds:.1f} s ({rate:.1f} images/s); "
-               f"peak worker memory {peak_mb:.0f} MB")
-    click.echo(f"dataset: {out}  manifest: {manifest}")
-    if failures:
-        click.echo(f"{len(failures)} model(s) failed and were skipped; "
-                   f"see {out / 'failures.csv'}", err=True)
-        sys.exit(1)
+    with tqdm(total=total_images(tasks), initial=done_images, unit="img", desc="rendering",
+              file=sys.stderr, dynamic_ncols=True) as bar:
+        for result in run_tasks(pending, config, workers, backend, progress=bar.update):
+            rendered += result.images
+            peak_mb = max(peak_mb, result.peak_memory_mb)
+            for failure in result.failures:
+                bar.write(f"skipped {failure['model_id']}: {failure['reason']}")
+    return rendered, time.perf_counter() - start, peak_mb
 
 
 def _parse_split_examples(text: str | None) -> tuple[tuple[str, int], ...]:
@@ -147,38 +171,61 @@ def _dask_client(backend: str, scheduler: str | None):
     except ImportError:
         raise PipelineError("the dask backend needs dask.distributed: "
                             "pip install 'tha-data-engine[cluster]'") from None
-    return Client(scheduler)
+    try:
+        return Client(scheduler, timeout=DASK_TIMEOUT_S)
+    except (OSError, TimeoutError) as error:
+        raise PipelineError(f"cannot reach the Dask scheduler at {scheduler} ({error}); "
+                            "check the address and that the scheduler is running") from None
 
 
 def verify_dataset(directory: Path) -> dict:
-    """Every check ``pipeline verify`` makes; problems listed per shard."""
+    """Every check ``pipeline verify`` makes; problems listed per shard.
+
+    Each shard is checked against the manifest and the image rules; then,
+    over the shards that can be read, that no model_id is in two shards and
+    that the poses follow their distributions.
+    """
     manifest = read_manifest(directory)
+    schema = PoseSchema.from_dict(manifest["schema"])
     report = {"dataset": str(directory), "shards": len(manifest["shards"]), "problems": {}}
+    tables, first_shard = [], {}
     for entry in manifest["shards"]:
-        problems = verify_shard(directory / entry["file"], entry)
+        path = directory / entry["file"]
+        problems = verify_shard(path, entry)
+        try:
+            with h5py.File(path, "r") as f:
+                poses = f["pose"][()]
+                ids = [model.model_id for model in read_models(f)]
+            if poses.ndim == 2 and poses.shape[1] == len(schema):  # else reported above
+                tables.append(poses)
+        except (OSError, KeyError, ValueError, RuntimeError, PipelineError) as error:
+            if not problems:
+                problems.append(f"{entry['file']}: cannot read its tables: {error}")
+            ids = []
+        for model_id in ids:
+            if model_id in first_shard:
+                problems.append(f"{entry['file']}: model {model_id} is also in "
+                                f"{first_shard[model_id]}")
+            first_shard.setdefault(model_id, entry["file"])
         if problems:
             report["problems"][entry["file"]] = problems
-    data = open_dataset(directory)
-    try:
-        poses = data.poses()
-        fits = {}
-        for column, parameter in enumerate(data.schema.parameters):
-            values = poses[:, column]
-            if len(values) < 20:
-                continue
-            if parameter.sampler == "linear_ramp":
-                p = ramp_fit_pvalue(values / parameter.high)
-            else:
-                p = uniform_fit_pvalue(values, parameter.low, parameter.high)
-            fits[parameter.name] = {"sampler": parameter.sampler, "p_value": p}
-            if p < FIT_P_MIN:
-                report["problems"].setdefault("poses", []).append(
-                    f"{parameter.name} does not follow its {parameter.sampler} distribution "
-                    f"(KS p = {p:.2g})")
-        report["examples"] = int(len(poses))
-        report["distribution_fits"] = fits
-    finally:
-        data.close()
+    poses = np.concatenate(tables) if tables else np.zeros((0, len(schema)), np.float32)
+    fits = {}
+    for column, parameter in enumerate(schema.parameters):
+        values = poses[:, column]
+        if len(values) < 20:
+            continue
+        if parameter.sampler == "linear_ramp":
+            p = ramp_fit_pvalue(values / parameter.high)
+        else:
+            p = uniform_fit_pvalue(values, parameter.low, parameter.high)
+        fits[parameter.name] = {"sampler": parameter.sampler, "p_value": p}
+        if p < FIT_P_MIN:
+            report["problems"].setdefault("poses", []).append(
+                f"{parameter.name} does not follow its {parameter.sampler} distribution "
+                f"(KS p = {p:.2g})")
+    report["examples"] = int(len(poses))
+    report["distribution_fits"] = fits
     report["ok"] = not report["problems"]
     return report
 
@@ -186,13 +233,13 @@ def verify_dataset(directory: Path) -> dict:
 @click.command()
 @click.argument("directory", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@reports_errors
 def verify(directory, as_json):
-    """Check every shard against the manifest, the schema and the image rules."""
-    try:
-        report = verify_dataset(directory)
-    except PipelineError as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(1)
+    """Check every shard against the manifest, the schema and the image rules.
+
+    Lists every problem of every shard; exits with status 1 if there is any.
+    """
+    report = verify_dataset(directory)
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:
@@ -212,15 +259,12 @@ def verify(directory, as_json):
               required=True, help="PNG contact sheet to write.")
 @click.option("--per-split", type=click.IntRange(min=1), default=4, show_default=True,
               help="Examples shown per split.")
+@reports_errors
 def preview(directory, output, per_split):
     """A contact sheet of rest / expression / posed triples with their poses."""
     from mmdrender.sheet import Cell, Panel, compose_sheet
 
-    try:
-        data = open_dataset(directory)
-    except PipelineError as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(1)
+    data = open_dataset(directory)
     panels = []
     with data:
         for split in data.splits:
@@ -235,6 +279,9 @@ def preview(directory, output, per_split):
                     Cell(example.posed, "posed")]))
     sheet = compose_sheet(panels, columns=2, cell_size=128,
                           title=f"{directory}: rest | expression | posed")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(output)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        sheet.save(output)
+    except OSError as error:
+        raise PipelineError(f"cannot write {output}: {error.strerror or error}") from None
     click.echo(f"preview: {output}")

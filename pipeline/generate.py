@@ -3,19 +3,36 @@
 The work is cut into shard tasks fixed by the index alone (each split's usable
 models, sorted by model_id, in groups of ``models_per_shard``), and every pose
 comes from (seed, model_id, example). So a task renders the same bytes whoever
-runs it and whenever: a rerun skips finished shards and redoes the rest, and
-the result equals an uninterrupted run. A shard and its failure record are each
-written to a temporary name and renamed, so a crash leaves a task either done
-or absent. Workers are processes (joblib's loky, or a Dask cluster), each with
-its one GL context and its renderer from :func:`mmdrender.render.get_renderer`.
+runs it and whenever: a rerun keeps finished shards and redoes the rest, and
+the result equals an uninterrupted run.
+
+A shard is finished when its record (``<shard>.failures.json``: the task's
+:func:`fingerprint`, the shard's size and sha256, the models that failed)
+matches the task, and so does the fingerprint stored in the shard itself. The
+fingerprint holds everything that decides the shard's bytes (settings, models,
+their annotations and sha256), so a rerun with other settings or a changed
+index renders again exactly the shards that change. A shard whose models
+failed for a reason outside the index (file missing, unreadable or changed)
+is rendered again on every rerun; ``retry_failed`` redoes any shard with a
+failure. A shard and its record are each written to a temporary name and
+renamed, so a crash leaves a task either done or absent; one run at a time
+holds an output folder (:func:`locked`).
+
+Workers are processes (joblib's loky, or a Dask cluster), each with its one GL
+context and its renderer from :func:`mmdrender.render.get_renderer`. Images go
+into the shard as they are drawn; a model that fails half way is taken back out.
 """
 
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
+import multiprocessing
 import resource
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -29,9 +46,19 @@ from pipeline.atomic import atomic_write
 from pipeline.errors import PipelineError
 from pipeline.index import ModelEntry, file_sha256, resolve_model_path
 from pipeline.poses import THA1, PoseSchema, example_rng, sample_examples
-from pipeline.shards import ShardWriter, write_manifest
+from pipeline.shards import (
+    FORMAT_VERSION,
+    MANIFEST,
+    SUFFIX,
+    ShardWriter,
+    package_version,
+    read_fingerprint,
+    write_manifest,
+)
 
-FAILURES_SUFFIX = ".failures.json"
+FAILURES_SUFFIX = ".failures.json"  # the shard's record: fingerprint, size, sha256, failures
+FAILURES_CSV = "failures.csv"
+LOCK = ".lock"
 MORPH_PARAMETERS = ("eye_left", "eye_right", "mouth")
 
 
@@ -131,46 +158,151 @@ def _spread(total: int, models: int) -> list[int]:
     return [total // models + (1 if i < total % models else 0) for i in range(models)]
 
 
-def is_done(task: ShardTask, out: Path) -> bool:
-    return (out / task.name).exists() and (out / (task.name + FAILURES_SUFFIX)).exists()
+def fingerprint(task: ShardTask, config: RunConfig) -> dict:
+    """Everything that decides the bytes of ``task``'s shard, as plain JSON values.
+
+    Settings, the shard's split and number, and per model its file, sha256,
+    annotations and example count: a shard is kept by a rerun only when this
+    is unchanged. (``models_root`` is left out: the sha256 says the file is the
+    same wherever the library lives.)
+    """
+    models = [{"model_id": e.model_id, "path": e.path, "sha256": e.sha256,
+               "head_top_y": e.head_top_y, "head_bottom_y": e.head_bottom_y,
+               "wink_left": e.wink_left, "wink_right": e.wink_right,
+               "wink_both": e.wink_both, "mouth_open": e.mouth_open, "examples": n}
+              for e, n in zip(task.entries, task.examples, strict=True)]
+    value = {"format_version": FORMAT_VERSION, "package_version": package_version(),
+             "schema": config.schema.to_dict(), "image_size": config.size,
+             "dataset_seed": config.seed, "renderer": config.renderer_settings(),
+             "split": task.split, "shard": task.number, "models": models}
+    return json.loads(json.dumps(value))  # as it reads back from a file
+
+
+def read_record(task: ShardTask, out: Path) -> dict | None:
+    """The record written beside ``task``'s shard; None if absent, unreadable or older."""
+    try:
+        record = json.loads((Path(out) / (task.name + FAILURES_SUFFIX)).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or not {"fingerprint", "bytes", "sha256",
+                                            "failures"} <= set(record):
+        return None  # a list of failures: written before shards had fingerprints
+    return record
+
+
+def finished_record(task: ShardTask, config: RunConfig) -> dict | None:
+    """The record of ``task``'s shard if the shard on disk is the one this task makes."""
+    out = Path(config.out)
+    record = read_record(task, out)
+    if record is None or record["fingerprint"] != fingerprint(task, config):
+        return None
+    shard = out / task.name
+    try:
+        size = shard.stat().st_size
+    except OSError:
+        return None
+    if size != record["bytes"] or read_fingerprint(shard) != record["fingerprint"]:
+        return None
+    return record
+
+
+def is_done(task: ShardTask, config: RunConfig, retry_failed: bool = False) -> bool:
+    """Whether a rerun keeps ``task``'s shard as it is.
+
+    Only a shard this task would write (see :func:`fingerprint`), and not one
+    with a model that failed for a reason outside the index (a missing,
+    unreadable or changed file), nor, with ``retry_failed``, any failed model.
+    """
+    record = finished_record(task, config)
+    return record is not None and not any(retry_failed or failure.get("retry")
+                                          for failure in record["failures"])
 
 
 # ------------------------------------------------------------------ one worker
 
-def render_shard(task: ShardTask, config: RunConfig) -> ShardResult:
-    """Render one shard; a model that fails is recorded and left out, never half-written."""
+def render_shard(task: ShardTask, config: RunConfig,
+                 progress: Callable[[int], object] | None = None) -> ShardResult:
+    """Render one shard and its record; a model that fails is recorded and left out.
+
+    ``progress``, when given, is called with each model's image count once the
+    model is done (rendered or failed). A shard that cannot be written (a full
+    disk) is a PipelineError and leaves no shard file behind.
+    """
     result = ShardResult(task)
     out = Path(config.out)
-    with ShardWriter(out / task.name, config.schema, config.size,
-                     config.renderer_settings(), config.seed, task.split) as writer:
-        for entry, examples in zip(task.entries, task.examples, strict=True):
-            try:
-                rendered = render_model(entry, config, examples)
-            except (MMDRenderError, PipelineError) as error:
-                result.failures.append({"model_id": entry.model_id, "path": entry.path,
-                                        "reason": str(error)})
-                continue
-            rest, poses, expressions, posed, fields = rendered
-            index = writer.add_model(rest, **fields)
-            for example, (pose, expression, image) in enumerate(
-                    zip(poses, expressions, posed, strict=True)):
-                writer.add_example(index, example, pose, expression, image)
-            result.images += 1 + 2 * len(poses)
-    _write_json_atomically(out / (task.name + FAILURES_SUFFIX), result.failures)
+    shard = out / task.name
+    record = out / (task.name + FAILURES_SUFFIX)
+    tag = fingerprint(task, config)
+    try:
+        record.unlink(missing_ok=True)  # it describes the shard about to be replaced
+        with ShardWriter(shard, config.schema, config.size, config.renderer_settings(),
+                         config.seed, task.split, fingerprint=tag) as writer:
+            for entry, examples in zip(task.entries, task.examples, strict=True):
+                failure = _add_model(writer, entry, config, examples)
+                if failure:
+                    result.failures.append(failure)
+                else:
+                    result.images += 1 + 2 * examples
+                if progress is not None:
+                    progress(1 + 2 * examples)
+        _write_json_atomically(record, {"fingerprint": tag, "bytes": shard.stat().st_size,
+                                        "sha256": file_sha256(shard),
+                                        "failures": result.failures})
+    except OSError as error:
+        raise PipelineError(f"shard {shard} could not be written: {error.strerror or error}; "
+                            "free some space (or fix the folder) and rerun: finished shards "
+                            "are kept") from None
     result.peak_memory_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return result
 
 
-def render_model(entry: ModelEntry, config: RunConfig, examples: int):
-    """All images of one model, or a specific error saying why it cannot be used."""
-    path = resolve_model_path(entry, config.models_root)
+def _add_model(writer: ShardWriter, entry: ModelEntry, config: RunConfig,
+               examples: int) -> dict | None:
+    """Render one model into the shard; its failure record if it cannot be used.
+
+    A model that fails half way leaves nothing in the shard. ``retry`` marks a
+    failure whose cause is the file, not the index: a rerun tries it again.
+    """
+    failure = {"model_id": entry.model_id, "path": entry.path}
+    try:
+        path = resolve_model_path(entry, config.models_root)
+        problem = _file_problem(entry, path)
+        if problem is None:
+            render_model(entry, config, examples, path, writer)
+            writer.commit()
+    except (MMDRenderError, PipelineError) as error:
+        writer.rollback()
+        return {**failure, "reason": str(error)}
+    return {**failure, "reason": problem, "retry": True} if problem else None
+
+
+def _file_problem(entry: ModelEntry, path: Path) -> str | None:
+    """Why the model's file cannot be used as indexed (missing, unreadable, changed)."""
+    if not path.is_file():
+        return f"model file {path} does not exist (check the models root and the index's path)"
+    if entry.sha256:
+        try:
+            digest = file_sha256(path)
+        except PipelineError as error:
+            return str(error)
+        if digest != entry.sha256:
+            return ("the model file changed since it was indexed (sha256 differs); refresh it "
+                    "with `pipeline scan MODELS_ROOT --index INDEX --update-changed`, then review "
+                    "the model again (its status goes back to auto)")
+    return None
+
+
+def render_model(entry: ModelEntry, config: RunConfig, examples: int, path: Path,
+                 writer: ShardWriter) -> None:
+    """Draw one model's rest image and examples into ``writer`` as they are rendered.
+
+    Raises a specific error saying why the model cannot be used; what it had
+    added by then is left for the caller to roll back.
+    """
     if entry.head_top_y is None or entry.head_bottom_y is None:
         raise PipelineError("no head bounds in the index; annotate the model first")
     if not entry.mouth_open:
         raise PipelineError("no mouth-open morph in the index (column mouth_open)")
-    if entry.sha256 and file_sha256(path) != entry.sha256:
-        raise PipelineError("the model file changed since it was indexed (sha256 differs); "
-                            "rescan it")
     model = load_model(path, root=config.models_root)
     if model.bone_index(HEAD_BONE) is None:
         raise PipelineError("the model has no 頭 (head) bone to rotate")
@@ -197,26 +329,30 @@ def render_model(entry: ModelEntry, config: RunConfig, examples: int):
             values.pop("eye_right", None)
         return poser.pose(values, morphs)
 
-    lights = config.model_lights(entry.model_id)
-    scene = get_renderer(config.size, config.shading, config.samples,
-                         config.supersample).prepare(model)
-    try:
-        rest = scene.draw(pose({"mouth": 1.0}), camera, lights)
-        expressions, posed = [], []
-        for values in poses:
-            named = config.schema.as_mapping(values)
-            morph_only = {k: v for k, v in named.items() if k in MORPH_PARAMETERS}
-            expressions.append(scene.draw(pose(morph_only), camera, lights))
-            posed.append(scene.draw(pose(dict(named)), camera, lights))
-    finally:
-        scene.release()
     fields = {"model_id": entry.model_id, "sha256": entry.sha256 or file_sha256(path),
               "head_top_y": entry.head_top_y, "head_bottom_y": entry.head_bottom_y,
               "wink_left": mapping.wink_left or "", "wink_right": mapping.wink_right or "",
               "mouth_open": entry.mouth_open, "both_eyes_wink": not one_eye}
     if not one_eye:
         fields["wink_left"] = fields["wink_right"] = entry.wink_both
-    return rest, poses, expressions, posed, fields
+    lights = config.model_lights(entry.model_id)
+    scene = get_renderer(config.size, config.shading, config.samples,
+                         config.supersample).prepare(model)
+    try:
+        rest = scene.draw(pose({"mouth": 1.0}), camera, lights)
+        if not rest[..., 3].any():
+            raise PipelineError(f"the rest image is empty: the head bounds in the index (top "
+                                f"{entry.head_top_y}, bottom {entry.head_bottom_y}) frame no "
+                                "part of the model; check them")
+        row = writer.add_model(rest, **fields)
+        for example, values in enumerate(poses):
+            named = config.schema.as_mapping(values)
+            morph_only = {k: v for k, v in named.items() if k in MORPH_PARAMETERS}
+            expression = scene.draw(pose(morph_only), camera, lights)
+            posed = scene.draw(pose(dict(named)), camera, lights)
+            writer.add_example(row, example, values, expression, posed)
+    finally:
+        scene.release()
 
 
 def _degrees(schema: PoseSchema) -> float:
@@ -231,37 +367,127 @@ def _write_json_atomically(path: Path, value) -> None:
     with atomic_write(path, "w", encoding="utf-8") as file:
         json.dump(value, file, ensure_ascii=False, indent=1)
 
-
 # ------------------------------------------------------------------ the run
 
 
+@contextmanager
+def locked(out: Path) -> Iterator[None]:
+    """Hold the output folder for one run; a second run on it is a clear error."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        file = open(out / LOCK, "a")
+    except OSError as error:
+        raise PipelineError(f"cannot write to {out}: {error.strerror or error}") from None
+    with file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise PipelineError(f"another run is writing to {out} (it holds {out / LOCK}); "
+                                "wait for it to end, or use another --out") from None
+        yield
+
+
+def start_run(tasks: list[ShardTask], config: RunConfig,
+              retry_failed: bool = False) -> list[ShardTask]:
+    """The tasks to render, after readying the output folder; call it under :func:`locked`.
+
+    Removes the temporary files a killed run left. Refuses when the folder holds
+    shards no task writes (left by a run with another index or shard size:
+    they would stay beside the new ones), so nothing is lost or mixed up. When
+    any shard is to be rendered, removes ``manifest.json`` and ``failures.csv``:
+    they describe a finished dataset, and :func:`finish` writes them anew.
+    """
+    out = Path(config.out)
+    for leftover in out.glob("*.tmp"):  # <shard>.h5.<pid>.tmp, <name>.json.tmp, ...
+        if any(kind in leftover.name for kind in (SUFFIX + ".", ".json.", ".csv.")):
+            leftover.unlink(missing_ok=True)
+    planned = {task.name for task in tasks}
+    stale = sorted(path.name for path in out.glob("*" + SUFFIX) if path.name not in planned)
+    if stale:
+        shown = ", ".join(stale[:5]) + (f" and {len(stale) - 5} more" if len(stale) > 5 else "")
+        raise PipelineError(
+            f"{out} holds {len(stale)} shard(s) this index and these settings do not make, "
+            f"left by an earlier run with another index or --models-per-shard: {shown}; move "
+            f"them (with their {FAILURES_SUFFIX} files) out of the folder or delete them, or "
+            "use another --out")
+    pending = [task for task in tasks if not is_done(task, config, retry_failed)]
+    if pending:
+        for name in (MANIFEST, FAILURES_CSV):
+            (out / name).unlink(missing_ok=True)
+    return pending
+
+
 def run_tasks(tasks: list[ShardTask], config: RunConfig, workers: int = 1,
-              backend: str = "loky") -> Iterator[ShardResult]:
-    """Results as tasks finish, in any order. ``backend``: loky (processes) or dask."""
+              backend: str = "loky",
+              progress: Callable[[int], object] | None = None) -> Iterator[ShardResult]:
+    """Results as tasks finish, in any order. ``backend``: loky (processes) or dask.
+
+    ``progress``, when given, is called here with image counts as work gets
+    done: per model in this process and with loky, per shard with Dask.
+    """
     if workers == 1 and backend == "loky":
         for task in tasks:
-            yield render_shard(task, config)
+            yield render_shard(task, config, progress)
         return
     from joblib import Parallel, delayed, parallel_config
 
-    with parallel_config(backend=backend, n_jobs=workers):
-        yield from Parallel(return_as="generator_unordered")(
-            delayed(render_shard)(task, config) for task in tasks)
+    forward = progress if backend == "loky" else None
+    with _from_workers(forward) as report, parallel_config(backend=backend, n_jobs=workers):
+        for result in Parallel(return_as="generator_unordered")(
+                delayed(render_shard)(task, config, report) for task in tasks):
+            if report is None and progress is not None:
+                progress(result.task.images)
+            yield result
+
+
+@contextmanager
+def _from_workers(progress: Callable[[int], object] | None) -> Iterator[Callable | None]:
+    """A picklable callable for worker processes that calls ``progress`` in this one."""
+    if progress is None:
+        yield None
+        return
+    with multiprocessing.Manager() as manager:
+        queue = manager.Queue()
+        thread = threading.Thread(target=_forward, args=(queue, progress), daemon=True)
+        thread.start()
+        try:
+            yield queue.put
+        finally:
+            queue.put(None)
+            thread.join()
+
+
+def _forward(queue, progress: Callable[[int], object]) -> None:
+    for images in iter(queue.get, None):
+        progress(images)
 
 
 def finish(tasks: list[ShardTask], config: RunConfig) -> tuple[Path, list[dict]]:
-    """The manifest (written last) and failures.csv, from the finished shards."""
+    """The manifest (written last) and failures.csv, from the finished shards' records.
+
+    Each shard's sha256 comes from its record, written with the shard, so
+    finished shards are not read again.
+    """
     out = Path(config.out)
-    failures = []
+    failures, digests = [], {}
     for task in tasks:
-        records = json.loads((out / (task.name + FAILURES_SUFFIX)).read_text(encoding="utf-8"))
-        failures += [{"split": task.split, "shard": task.name, **r} for r in records]
-    with atomic_write(out / "failures.csv", "w", newline="", encoding="utf-8") as file:
-        writer = csv.DictWriter(file, fieldnames=["model_id", "path", "split", "shard",
-                                                  "reason"])
-        writer.writeheader()
-        writer.writerows(failures)
-    return write_manifest(out, [out / task.name for task in tasks]), failures
+        record = finished_record(task, config)
+        if record is None:
+            raise PipelineError(f"shard {out / task.name} is missing or was made with other "
+                                "settings or another index; rerun `pipeline dataset`")
+        digests[task.name] = record["sha256"]
+        failures += [{"split": task.split, "shard": task.name, **r} for r in record["failures"]]
+    try:
+        with atomic_write(out / FAILURES_CSV, "w", newline="", encoding="utf-8") as file:
+            writer = csv.DictWriter(file, fieldnames=["model_id", "path", "split", "shard",
+                                                      "reason"], extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(failures)
+        manifest = write_manifest(out, [out / task.name for task in tasks], digests)
+    except OSError as error:
+        raise PipelineError(f"cannot write the dataset's manifest in {out}: "
+                            f"{error.strerror or error}") from None
+    return manifest, failures
 
 
 def total_images(tasks: list[ShardTask]) -> int:

@@ -21,7 +21,9 @@ One file per shard, each of one split. A shard holds:
 Root attributes: ``format_version``, ``schema`` (JSON of
 :meth:`~pipeline.poses.PoseSchema.to_dict`), ``image_size``, ``renderer``
 (JSON: shading, anti-aliasing, lights), ``dataset_seed``, ``package_version``,
-``split``. Images are RGBA sRGB, straight alpha, background exactly (0,0,0,0).
+``split``, and optionally ``fingerprint`` (JSON: everything the run that wrote
+the shard decided its bytes with, see :func:`pipeline.generate.fingerprint`).
+Images are RGBA sRGB, straight alpha, background exactly (0,0,0,0).
 
 Compression: one image per chunk, ``(1, S, S, 4)``, gzip level 4, a filter
 built into every HDF5, so plain h5py reads the files without plugins.
@@ -52,7 +54,10 @@ examples/s (three images each, random order) on a busy two-core machine.
 
 Writers are single-process: workers write their own shards, and
 :func:`write_manifest` lists them all, last. Every file is written as
-``<name>.tmp`` and renamed into place with :func:`os.replace` once complete.
+``<name>[.<pid>].tmp`` and renamed into place with :func:`os.replace` once complete.
+Images go to the file as they are added (a model's images are never all in
+memory); :meth:`ShardWriter.rollback` takes back a model that failed half way.
+A write error (a full disk) raises at once and discards the shard.
 
 The reader (:func:`open_dataset`) opens files lazily, read-only and per
 process: a :class:`Dataset` may be handed to ``fork``- or ``spawn``-started
@@ -61,10 +66,13 @@ workers (a DataLoader's), and each reopens what it reads.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -90,6 +98,9 @@ _ATTRIBUTES = ("format_version", "schema", "image_size", "renderer", "dataset_se
 _SHARED = ("format_version", "schema", "image_size", "renderer", "dataset_seed",
            "package_version")
 _LISTED = 10  # problems of one kind quoted by verify_shard before summarising
+# Space a writer leaves free on the disk: HDF5 can crash when a write of its own
+# bookkeeping fails, so a nearly full disk is reported before it gets there.
+FREE_SPACE_MARGIN = 64 << 20
 
 
 def package_version() -> str:
@@ -187,16 +198,22 @@ def _check_split(split) -> str:
 class ShardWriter:
     """Writes one shard, validating everything added; a context manager.
 
-    Written to ``<path>.tmp``; on a clean exit the file is flushed, synced and
+    Written to ``<path>.<pid>.tmp``; on a clean exit the file is flushed, synced and
     renamed to ``path``. An exception inside the ``with`` block (or
     :meth:`abort`) removes the tmp file and leaves no file at ``path``.
 
+    Images are written as they are added. :meth:`commit` marks what is there
+    so far as kept and flushes it; :meth:`rollback` removes everything added
+    since (a model that failed half way). A write error (disk full) discards
+    the shard at once and raises :class:`OSError` with a short reason.
+
     ``settings`` are the renderer settings (JSON-serialisable: shading,
-    anti-aliasing, lights); ``size`` the image side in pixels.
+    anti-aliasing, lights); ``size`` the image side in pixels; ``fingerprint``
+    (JSON-serialisable, optional) is stored as the ``fingerprint`` attribute.
     """
 
     def __init__(self, path: str | os.PathLike, schema: PoseSchema, size: int,
-                 settings: Mapping, seed: int, split: str):
+                 settings: Mapping, seed: int, split: str, fingerprint: Mapping | None = None):
         self.path = Path(path)
         if self.path.suffix != SUFFIX:
             raise PipelineError(f"shard file name must end in {SUFFIX}: {self.path}")
@@ -220,24 +237,35 @@ class ShardWriter:
             "package_version": package_version(),
             "split": self.split,
         }
+        if fingerprint is not None:
+            self._attrs["fingerprint"] = _check_json(dict(fingerprint), "shard fingerprint")
         self._models: list[ShardModel] = []
         self._model_ids: set[str] = set()
         self._poses: list[np.ndarray] = []
         self._model_rows: list[int] = []
         self._examples: list[int] = []
         self._keys: set[tuple[int, int]] = set()
-        self.tmp_path = self.path.with_name(self.path.name + ".tmp")
+        self._kept = (0, 0)  # (models, examples) at the last commit
+        # Named per process: a worker left running by an interrupted run never
+        # writes to, or renames, the file of a writer of the next run.
+        self.tmp_path = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = h5py.File(self.tmp_path, "w")
+        self.closed = False
+        self._images: dict[str, h5py.Dataset] = {}
         try:
+            # No chunk cache: every image (one chunk) goes to the file when it is
+            # added, so a write error is raised there, not lost in a cache.
+            self._file = h5py.File(self.tmp_path, "w", rdcc_nbytes=0)
+        except (OSError, RuntimeError) as error:
+            self.closed = True
+            self.tmp_path.unlink(missing_ok=True)
+            raise _write_error(self.tmp_path, error) from None
+        with self._writing():
             s = self.size
             for name in ("rest", "expression", "posed"):
-                self._file.create_dataset(name, shape=(0, s, s, 4), maxshape=(None, s, s, 4),
-                                          dtype=np.uint8, chunks=(1, s, s, 4), **COMPRESSION)
-        except BaseException:
-            self._discard()
-            raise
-        self.closed = False
+                self._images[name] = self._file.create_dataset(
+                    name, shape=(0, s, s, 4), maxshape=(None, s, s, 4), dtype=np.uint8,
+                    chunks=(1, s, s, 4), **COMPRESSION)
 
     def __enter__(self) -> ShardWriter:
         return self
@@ -258,13 +286,59 @@ class ShardWriter:
 
     def _check_open(self) -> None:
         if self.closed:
-            raise PipelineError(f"shard {self.path.name} is already closed")
+            raise PipelineError(f"shard {self.path.name} is closed (finished, or discarded after "
+                                "an error)")
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """HDF5 calls that write: an error discards the shard and raises a short OSError."""
+        try:
+            yield
+        except (OSError, RuntimeError) as error:
+            self._discard()
+            raise _write_error(self.tmp_path, error) from None
+
+    def _check_space(self) -> None:
+        stat = os.statvfs(self.tmp_path.parent)
+        free = stat.f_bavail * stat.f_frsize
+        if free < FREE_SPACE_MARGIN:
+            self._discard()
+            raise OSError(errno.ENOSPC, f"cannot write {self.tmp_path.name}: the disk is full "
+                                        f"({free >> 20} MiB free, {FREE_SPACE_MARGIN >> 20} "
+                                        f"MiB are kept free)")
 
     def _append(self, name: str, image: np.ndarray) -> None:
-        dataset = self._file[name]
+        self._check_space()
+        dataset = self._images[name]
         n = dataset.shape[0]
-        dataset.resize(n + 1, axis=0)
-        dataset[n] = image
+        with self._writing():
+            dataset.resize(n + 1, axis=0)
+            dataset[n] = image
+
+    def commit(self) -> None:
+        """Keep everything added so far (a later :meth:`rollback` stops here).
+
+        Flushes the file, so a disk that filled up is reported now.
+        """
+        self._check_open()
+        with self._writing():
+            self._file.flush()
+        self._kept = (len(self._models), len(self._examples))
+
+    def rollback(self) -> None:
+        """Remove everything added since the last :meth:`commit` (or the start)."""
+        self._check_open()
+        models, examples = self._kept
+        for model in self._models[models:]:
+            self._model_ids.discard(model.model_id)
+        self._keys.difference_update(zip(self._model_rows[examples:],
+                                         self._examples[examples:], strict=True))
+        del self._models[models:]
+        del self._poses[examples:], self._model_rows[examples:], self._examples[examples:]
+        with self._writing():
+            self._images["rest"].resize(models, axis=0)
+            self._images["expression"].resize(examples, axis=0)
+            self._images["posed"].resize(examples, axis=0)
 
     def add_model(self, rest_image: np.ndarray, *, model_id: str, sha256: str,
                   head_top_y: float, head_bottom_y: float, wink_left: str | None,
@@ -330,25 +404,9 @@ class ShardWriter:
         if self.closed:
             return
         try:
-            f = self._file
-            p = len(self.schema)
-            poses = np.stack(self._poses) if self._poses else np.zeros((0, p), np.float32)
-            f.create_dataset("pose", data=poses.astype(np.float32))
-            f.create_dataset("model", data=np.array(self._model_rows, dtype=np.int32))
-            f.create_dataset("example", data=np.array(self._examples, dtype=np.int32))
-            group = f.create_group("models")
-            for name in _MODEL_STRINGS:
-                values = [getattr(m, name) or "" for m in self._models]
-                group.create_dataset(name, data=np.array(values, dtype=object), dtype=_STRING)
-            for name in _MODEL_FLOATS:
-                values = [getattr(m, name) for m in self._models]
-                group.create_dataset(name, data=np.array(values, dtype=np.float64))
-            group.create_dataset("both_eyes_wink",
-                                 data=np.array([m.both_eyes_wink for m in self._models], bool))
-            for name, value in self._attrs.items():
-                f.attrs[name] = value
-            f.flush()
-            f.close()
+            self._check_space()
+            with self._writing():
+                self._write_tables()
             _fsync_file(self.tmp_path)
             os.replace(self.tmp_path, self.path)
             fsync_folder(self.path.parent)
@@ -356,6 +414,27 @@ class ShardWriter:
             self._discard()
             raise
         self.closed = True
+
+    def _write_tables(self) -> None:
+        f = self._file
+        p = len(self.schema)
+        poses = np.stack(self._poses) if self._poses else np.zeros((0, p), np.float32)
+        f.create_dataset("pose", data=poses.astype(np.float32))
+        f.create_dataset("model", data=np.array(self._model_rows, dtype=np.int32))
+        f.create_dataset("example", data=np.array(self._examples, dtype=np.int32))
+        group = f.create_group("models")
+        for name in _MODEL_STRINGS:
+            values = [getattr(m, name) or "" for m in self._models]
+            group.create_dataset(name, data=np.array(values, dtype=object), dtype=_STRING)
+        for name in _MODEL_FLOATS:
+            values = [getattr(m, name) for m in self._models]
+            group.create_dataset(name, data=np.array(values, dtype=np.float64))
+        group.create_dataset("both_eyes_wink",
+                             data=np.array([m.both_eyes_wink for m in self._models], bool))
+        for name, value in self._attrs.items():
+            f.attrs[name] = value
+        f.flush()
+        f.close()
 
     def abort(self) -> None:
         """Drop the shard: close and remove the tmp file; no file appears at ``path``."""
@@ -365,10 +444,21 @@ class ShardWriter:
     def _discard(self) -> None:
         self.closed = True
         try:
-            self._file.close()
+            self._file.close()  # closes the datasets too, before their handles go
         except Exception:
             pass
+        self._images = {}
         self.tmp_path.unlink(missing_ok=True)
+
+
+def _write_error(path: Path, error: Exception) -> OSError:
+    """A one-line OSError for an HDF5 write failure (HDF5's own message spans lines)."""
+    code = getattr(error, "errno", None)
+    if not code:
+        found = re.search(r"errno = (\d+)", str(error))
+        code = int(found.group(1)) if found else None
+    reason = os.strerror(code) if code else str(error).strip().splitlines()[0]
+    return OSError(code or errno.EIO, f"cannot write {path.name}: {reason}")
 
 
 def _fsync_file(path: Path) -> None:
@@ -401,15 +491,19 @@ def _read_attrs(f: h5py.File, where: str) -> dict:
     return attrs
 
 
-def write_manifest(directory: str | os.PathLike,
-                   shards: Iterable[str | os.PathLike]) -> Path:
+def write_manifest(directory: str | os.PathLike, shards: Iterable[str | os.PathLike],
+                   digests: Mapping[str, str] | None = None) -> Path:
     """Write ``manifest.json`` listing ``shards`` (closed shard files in ``directory``).
 
     Call it last, after every shard is complete: counts, byte sizes and sha256
     are read from the files themselves, and the dataset-level attributes must
     agree across shards. Shards keep the given order, which fixes the global
-    example indices of :class:`Dataset`. Returns the manifest's path.
+    example indices of :class:`Dataset`. ``digests`` gives the sha256 of shards
+    (by file name) already hashed when they were written, so they are not read
+    again; ``pipeline verify`` checks them against the files. Returns the
+    manifest's path.
     """
+    digests = digests or {}
     directory = Path(directory)
     entries, shared = [], None
     for shard in shards:
@@ -436,7 +530,7 @@ def write_manifest(directory: str | os.PathLike,
                                 f"{differ}: shards of one dataset must agree")
         entries.append({"file": path.name, "split": attrs["split"], "models": int(models),
                         "examples": int(examples), "bytes": path.stat().st_size,
-                        "sha256": file_sha256(path)})
+                        "sha256": digests.get(path.name) or file_sha256(path)})
     if shared is None:
         raise PipelineError("a manifest needs at least one shard")
     totals: dict[str, dict[str, int]] = {}
@@ -451,6 +545,21 @@ def write_manifest(directory: str | os.PathLike,
         json.dump(manifest, f, indent=2, ensure_ascii=False)
         f.write("\n")
     return target
+
+
+def read_fingerprint(path: str | os.PathLike) -> dict | None:
+    """The ``fingerprint`` a shard was written with; None if it has none or cannot be read."""
+    try:
+        with h5py.File(path, "r") as f:
+            value = f.attrs.get("fingerprint")
+    except (OSError, RuntimeError):
+        return None
+    if value is None:
+        return None
+    try:
+        return json.loads(value.decode("utf-8") if isinstance(value, bytes) else str(value))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
 
 
 def read_manifest(directory: str | os.PathLike) -> dict:
@@ -508,20 +617,34 @@ class _Shard:
     def file(self) -> h5py.File:
         if self._file is None or self._pid != os.getpid():
             # A handle inherited through fork is forgotten, never closed or shared.
+            if not self.path.is_file():
+                raise PipelineError(f"shard {self.path} is missing; {self._verify_hint()}")
             try:
                 self._file = h5py.File(self.path, "r", swmr=False)
             except OSError as error:
-                raise PipelineError(f"shard {self.path} cannot be opened: {error}") from None
+                raise PipelineError(f"shard {self.path} cannot be opened ({error}); "
+                                    f"{self._verify_hint()}") from None
             self._pid = os.getpid()
         return self._file
+
+    def read(self, name: str, row: int) -> np.ndarray:
+        """Row ``row`` of dataset ``name``; a damaged file is a PipelineError."""
+        try:
+            return self.file()[name][row]
+        except (OSError, KeyError, ValueError, RuntimeError) as error:
+            raise PipelineError(f"shard {self.path} cannot be read ({error}); "
+                                f"{self._verify_hint()}") from None
+
+    def _verify_hint(self) -> str:
+        return f"`pipeline verify {self.path.parent}` checks the whole dataset"
 
     def tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
         """(pose, model, example, model_ids), read once and kept (they are small)."""
         if self._tables is None:
-            f = self.file()
             ids = [s.decode("utf-8") if isinstance(s, bytes) else s
-                   for s in f["models/model_id"][()]]
-            self._tables = (f["pose"][()], f["model"][()], f["example"][()], ids)
+                   for s in self.read("models/model_id", ())]
+            self._tables = (self.read("pose", ()), self.read("model", ()),
+                            self.read("example", ()), ids)
             if len(self._tables[0]) != self.entry["examples"]:
                 raise PipelineError(f"shard {self.path.name} holds {len(self._tables[0])} "
                                     f"examples, the manifest says {self.entry['examples']}")
@@ -562,11 +685,11 @@ class Dataset:
         shard = self._shards[k]
         row = index - int(self._starts[k])
         poses, models, examples, ids = shard.tables()
-        f = shard.file()
         model = int(models[row])
-        return Example(rest=f["rest"][model], expression=f["expression"][row],
-                       posed=f["posed"][row], pose=poses[row].copy(), model_id=ids[model],
-                       split=shard.entry["split"], example=int(examples[row]))
+        return Example(rest=shard.read("rest", model), expression=shard.read("expression", row),
+                       posed=shard.read("posed", row), pose=poses[row].copy(),
+                       model_id=ids[model], split=shard.entry["split"],
+                       example=int(examples[row]))
 
     def split(self, name: str) -> Dataset:
         """A view of the shards of one split (its own file handles)."""

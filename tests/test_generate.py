@@ -104,11 +104,11 @@ def test_kill_and_resume_gives_identical_shards(library, reference, tmp_path, mo
     real = generate.render_shard
     calls = []
 
-    def crash_on_second(task, cfg):
+    def crash_on_second(task, cfg, progress=None):
         calls.append(task.name)
         if len(calls) == 2:
             raise KeyboardInterrupt  # as Ctrl-C mid-run
-        return real(task, cfg)
+        return real(task, cfg, progress)
 
     monkeypatch.setattr(generate, "render_shard", crash_on_second)
     interrupted = run(dataset_args(index, root, tmp_path))
@@ -132,8 +132,10 @@ def test_a_broken_model_is_recorded_and_the_rest_succeeds(library, tmp_path):
     (broken_root / victim.path).write_bytes(b"PMX \x00\x00\x00\x40 truncated")
     out = tmp_path / "out"
     result = run(dataset_args(index, broken_root, out))
-    assert result.exit_code == 1
-    assert "1 model(s) failed" in result.output
+    # A finished run that skipped a model succeeds, and says so on stderr.
+    assert result.exit_code == 0, result.output
+    assert f"1 model(s) were skipped; their reasons are in {out / 'failures.csv'}" \
+        in result.stderr
     with open(out / "failures.csv", encoding="utf-8") as file:
         rows = list(csv.DictReader(file))
     assert [r["model_id"] for r in rows] == [victim.model_id]
@@ -141,6 +143,11 @@ def test_a_broken_model_is_recorded_and_the_rest_succeeds(library, tmp_path):
     data = open_dataset(out)
     assert len(data) == EXAMPLES * (len(entries) - 1)
     assert victim.model_id not in {m.model_id for m in data.models()}
+    assert run(["verify", out]).exit_code == 0
+    # --strict: any skipped model makes the status 1 (the dataset is still complete).
+    strict = run(dataset_args(index, broken_root, out, "--strict"))
+    assert strict.exit_code == 1 and "1 model(s) were skipped" in strict.stderr
+    assert (out / "manifest.json").exists()
 
 
 def test_a_model_without_head_bounds_is_rejected_with_the_reason(library, tmp_path):
@@ -257,3 +264,158 @@ def test_a_dask_local_cluster_run_equals_the_local_run(library, reference, tmp_p
                                   cluster.scheduler_address, workers=2))
     assert result.exit_code == 0, result.output
     assert digests(tmp_path) == digests(reference)
+
+
+def error_lines(result) -> list[str]:
+    """The ``error:`` lines of a CLI run that ended with status 1 and no traceback."""
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    return [line for line in result.stderr.splitlines() if line.startswith("error:")]
+
+
+def test_a_blank_render_skips_that_model_and_the_run_goes_on(library, reference, tmp_path):
+    root, index = library
+    entries = read_index(index)
+    victim = entries[0]
+    # Head bounds far above the character: the framing shows nothing of it.
+    entries[0] = replace(victim, head_top_y=1000.0, head_bottom_y=990.0)
+    from pipeline.index import write_index
+
+    bad_index = tmp_path / "index.csv"
+    write_index(bad_index, entries)
+    out = tmp_path / "out"
+    for _ in range(2):  # and a rerun neither dies nor renders it again
+        result = run(dataset_args(bad_index, root, out))
+        assert result.exit_code == 0, result.output
+    assert "4 shards for 5 models (4 already done)" in result.stderr
+    with open(out / "failures.csv", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    assert [r["model_id"] for r in rows] == [victim.model_id]
+    assert "rest image is empty" in rows[0]["reason"] and "head bounds" in rows[0]["reason"]
+    data = open_dataset(out)
+    assert victim.model_id not in {m.model_id for m in data.models()}
+    assert len(data) == EXAMPLES * (len(entries) - 1)
+    assert run(["verify", out]).exit_code == 0
+
+
+class CountingRenderer:
+    """Wraps the renderer and counts every draw, to see when images reach the shard."""
+
+    def __init__(self, renderer, draws: list):
+        self.renderer, self.draws = renderer, draws
+
+    def prepare(self, model):
+        scene, draws = self.renderer.prepare(model), self.draws
+
+        class Scene:
+            def draw(self, *args):
+                draws.append(1)
+                return scene.draw(*args)
+
+            def release(self):
+                scene.release()
+
+        return Scene()
+
+
+def test_images_go_into_the_shard_as_they_are_drawn(library, tmp_path, monkeypatch):
+    from pipeline.shards import ShardWriter
+
+    root, index = library
+    draws, drawn_at_add = [], []
+    real_renderer, real_add = generate.get_renderer, ShardWriter.add_example
+    monkeypatch.setattr(generate, "get_renderer",
+                        lambda *a: CountingRenderer(real_renderer(*a), draws))
+
+    def add_example(self, *args):
+        drawn_at_add.append(len(draws))
+        return real_add(self, *args)
+
+    monkeypatch.setattr(ShardWriter, "add_example", add_example)
+    cfg = config(root, tmp_path, models_per_shard=1)
+    generate.render_shard(plan(read_index(index), cfg)[0], cfg)
+    # rest, then (expression, posed) per example, each example stored at once:
+    # a model's images are never all held in memory.
+    assert drawn_at_add == [1 + 2 * (i + 1) for i in range(EXAMPLES)]
+
+
+def test_a_model_failing_half_way_leaves_nothing_in_the_shard(library, tmp_path, monkeypatch):
+    from pipeline.errors import PipelineError
+    from pipeline.shards import ShardWriter
+
+    root, index = library
+    cfg = config(root, tmp_path, models_per_shard=3)
+    task = next(t for t in plan(read_index(index), cfg) if len(t.entries) == 3)
+    victim = task.entries[1].model_id
+    real_add = ShardWriter.add_example
+
+    def add_example(self, row, example, *args):
+        if self._models[row].model_id == victim and example == 2:
+            raise PipelineError("renderer gave up")
+        return real_add(self, row, example, *args)
+
+    monkeypatch.setattr(ShardWriter, "add_example", add_example)
+    result = generate.render_shard(task, cfg)
+    assert [f["model_id"] for f in result.failures] == [victim]
+    with h5py.File(tmp_path / task.name) as f:
+        ids = [s.decode() for s in f["models/model_id"][()]]
+        assert ids == [task.entries[0].model_id, task.entries[2].model_id]
+        assert f["rest"].shape[0] == 2
+        assert f["posed"].shape[0] == f["expression"].shape[0] == f["pose"].shape[0] \
+            == 2 * EXAMPLES
+        np.testing.assert_array_equal(f["model"][()], [0] * EXAMPLES + [1] * EXAMPLES)
+    finish([task], cfg)
+    assert run(["verify", tmp_path]).exit_code == 0
+
+
+def test_progress_is_reported_per_model(library, tmp_path):
+    root, index = library
+    cfg = config(root, tmp_path)
+    tasks = plan(read_index(index), cfg)
+    per_model = [1 + 2 * EXAMPLES] * len(read_index(index))
+    calls = []
+    list(run_tasks(tasks, cfg, progress=calls.append))
+    assert calls == per_model  # in this process
+    calls = []
+    list(run_tasks(tasks, replace(cfg, out=tmp_path / "two"), workers=2,
+                   progress=calls.append))
+    assert calls == per_model  # from two worker processes
+
+
+def test_a_full_disk_stops_the_run_cleanly_and_a_rerun_finishes(library, reference, tmp_path):
+    import resource
+    import signal
+
+    root, index = library
+    out = tmp_path / "out"
+    # Files may not grow past 20 kB: the first shard's images cannot be written
+    # (EFBIG, as ENOSPC on a full disk). Needs no root and no small filesystem.
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, hard))
+    try:
+        result = run(dataset_args(index, root, out))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    [line] = error_lines(result)
+    assert "could not be written" in line and "File too large" in line
+    assert "rerun" in line
+    # No shard, partial or whole, and no manifest: nothing claims to be done.
+    assert not list(out.glob("*.h5")) and not list(out.glob("*.tmp"))
+    assert not (out / "manifest.json").exists()
+    resumed = run(dataset_args(index, root, out))
+    assert resumed.exit_code == 0, resumed.output
+    assert digests(out) == digests(reference)
+
+
+def test_a_nearly_full_disk_is_reported_before_hdf5_fails(library, tmp_path, monkeypatch):
+    from pipeline import shards
+
+    root, index = library
+    monkeypatch.setattr(shards, "FREE_SPACE_MARGIN", 1 << 62)  # more than any disk
+    result = run(dataset_args(index, root, tmp_path))
+    [line] = error_lines(result)
+    assert "the disk is full" in line and "free some space" in line
+    assert not list(tmp_path.glob("*.h5*"))

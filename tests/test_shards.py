@@ -372,3 +372,108 @@ def test_reading_from_other_processes(dataset_dir, method):
     assert [by_index[i] for i in indices] == expected
     assert _flatten(ds, indices) == expected  # the parent's handles still work
     ds.close()
+
+
+def test_rollback_takes_back_what_was_added_since_the_last_commit(tmp_path):
+    rng = np.random.default_rng(3)
+    path = tmp_path / "s.h5"
+    with ShardWriter(path, THA1, SIZE, SETTINGS, SEED, "train") as w:
+        kept = w.add_model(character(rng), **model_fields("kept"))
+        for example in range(2):
+            w.add_example(kept, example, sample_example(THA1, SEED, "kept", example),
+                          character(rng), character(rng))
+        w.commit()
+        failed = w.add_model(character(rng), **model_fields("failed"))
+        w.add_example(failed, 0, sample_example(THA1, SEED, "failed", 0), character(rng),
+                      character(rng))
+        w.rollback()
+        assert (w.models, w.examples) == (1, 2)
+        # The same model can be added again after a rollback.
+        again = w.add_model(character(rng), **model_fields("failed"))
+        w.add_example(again, 0, sample_example(THA1, SEED, "failed", 0), character(rng),
+                      character(rng))
+        w.rollback()
+    with h5py.File(path) as f:
+        assert f["rest"].shape[0] == 1
+        assert f["expression"].shape[0] == f["posed"].shape[0] == f["pose"].shape[0] == 2
+        assert [m.model_id for m in read_models(f)] == ["kept"]
+    write_manifest(tmp_path, [path])
+    assert verify_shard(path, read_manifest(tmp_path)["shards"][0], THA1) == []
+
+
+def test_a_write_error_raises_at_once_and_leaves_no_file(tmp_path):
+    import resource
+    import signal
+
+    path = tmp_path / "s.h5"
+    rng = np.random.default_rng(4)
+    w = ShardWriter(path, THA1, 256, SETTINGS, SEED, "train")
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, hard))  # as a disk filling up
+    try:
+        with pytest.raises(OSError, match=r"cannot write s\.h5\.\d+\.tmp: File too large"):
+            row = w.add_model(character(rng, 256), **model_fields("m"))
+            for example in range(20):
+                w.add_example(row, example, sample_example(THA1, SEED, "m", example),
+                              character(rng, 256), character(rng, 256))
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    assert w.closed
+    w.close()  # does nothing: the shard was discarded
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_nearly_full_disk_is_refused_before_hdf5_fails(tmp_path, monkeypatch):
+    from pipeline import shards
+
+    w = ShardWriter(tmp_path / "s.h5", THA1, SIZE, SETTINGS, SEED, "train")
+    monkeypatch.setattr(shards, "FREE_SPACE_MARGIN", 1 << 62)
+    with pytest.raises(OSError, match="the disk is full"):
+        w.add_model(character(np.random.default_rng(0)), **model_fields("m"))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_fingerprint_is_stored_and_read_back(tmp_path):
+    from pipeline.shards import read_fingerprint
+
+    tag = {"dataset_seed": SEED, "models": [{"model_id": "m", "examples": 2}]}
+    with ShardWriter(tmp_path / "s.h5", THA1, SIZE, SETTINGS, SEED, "train", fingerprint=tag):
+        pass
+    assert read_fingerprint(tmp_path / "s.h5") == tag
+    with ShardWriter(tmp_path / "t.h5", THA1, SIZE, SETTINGS, SEED, "train"):
+        pass
+    assert read_fingerprint(tmp_path / "t.h5") is None
+    assert read_fingerprint(tmp_path / "absent.h5") is None
+
+
+def test_write_manifest_uses_known_digests_without_reading_the_shards(dataset_dir,
+                                                                       monkeypatch):
+    from pipeline import shards
+
+    directory, _ = dataset_dir
+    names = [e["file"] for e in read_manifest(directory)["shards"]]
+    known = {name: hashlib.sha256((directory / name).read_bytes()).hexdigest()
+             for name in names}
+
+    def no_hashing(path):
+        raise AssertionError(f"{path} was hashed again")
+
+    monkeypatch.setattr(shards, "file_sha256", no_hashing)
+    write_manifest(directory, names, known)
+    assert [e["sha256"] for e in read_manifest(directory)["shards"]] == \
+        [known[name] for name in names]
+
+
+def test_reading_a_damaged_shard_is_a_pipeline_error(dataset_dir):
+    directory, _ = dataset_dir
+    shard = directory / "train-00000.h5"
+    data = bytearray(shard.read_bytes())
+    with h5py.File(shard) as f:
+        offset = f["posed"].id.get_chunk_info(0).byte_offset
+    data[offset:offset + 64] = bytes(64)  # the first posed image's compressed bytes
+    shard.write_bytes(bytes(data))
+    ds = open_dataset(directory)
+    with pytest.raises(PipelineError, match="train-00000.h5 cannot be read .*pipeline verify"):
+        ds[0]
