@@ -68,11 +68,11 @@ def info(model_path, as_json, root):
     try:
         model = load_model(model_path, root=root)
     except MMDRenderError as error:
-        click.echo(f"error: {error}", err=True)
+        click.echo(printable(f"error: {error}"), err=True)
         sys.exit(1)
     summary = model_summary(model)
     if as_json:
-        click.echo(json.dumps(summary, ensure_ascii=False, indent=2))
+        click.echo(printable(json.dumps(summary, ensure_ascii=False, indent=2)))
         return
     yes_no = {True: "yes", False: "MISSING"}
     lines = [
@@ -97,7 +97,17 @@ def info(model_path, as_json, root):
         lines.append(f"    MISSING {texture['reference']}: {texture['problem']}")
     for warning in summary["warnings"]:
         lines.append(f"  warning     {warning}")
-    click.echo("\n".join(lines))
+    click.echo(printable("\n".join(lines)))
+
+
+def printable(text: str) -> str:
+    """``text`` with lone surrogates written as ``\\udcXX`` escapes, so it is valid UTF-8.
+
+    File names that are not UTF-8 (Shift-JIS bytes left raw by zip tools) reach
+    Python as lone surrogates. Inside JSON the escape is a JSON escape, so
+    ``json.loads`` gives back the exact path and the file can still be opened.
+    """
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 main.add_command(samples_command)

@@ -9,17 +9,22 @@ Lookup never leaves the models root, because references are untrusted input.
 
 Decoding goes through Pillow except for one case MMD treats differently:
 32-bit BI_RGB bitmaps, whose fourth byte MMD uses as alpha and Pillow drops.
+RLE TGAs are fed to Pillow's decoder as one long row, since it cannot follow a
+run across a row end. Sizes are checked from the header before decoding
+(`MAX_TEXTURE_PIXELS`), as a small file can expand to gigabytes.
 MMD's own shared toons (toon01-10.bmp) may not be redistributed, so when a
 model folder does not ship them we generate look-alikes.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import re
 import struct
 import unicodedata
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +34,10 @@ from mmdrender.errors import TextureError
 from mmdrender.model import TextureRef
 
 SHARED_TOON_NAMES = tuple(f"toon{i:02d}.bmp" for i in range(1, 11))
+
+# Larger textures are refused (TextureError) before decoding: 256 MB as RGBA,
+# far beyond what a model needs and what small files should expand to.
+MAX_TEXTURE_PIXELS = 8192 * 8192
 
 # What a missing texture is replaced with: the identity of how each role is
 # combined in MMD's shader (multiply by white, add black).
@@ -209,7 +218,12 @@ def _walk(start: Path, parts: list[str], root: Path) -> tuple[Path | None, str |
                 return None, f"cannot list {current}: {error.strerror or error}"
             if name is None:
                 return None, f"no {'file' if last else 'folder'} {part!r} in {current}"
-            current = (current / name).resolve()
+            try:
+                current = (current / name).resolve()
+            except (OSError, RuntimeError) as error:  # RuntimeError: a loop, before 3.13
+                if isinstance(error, RuntimeError) or error.errno == errno.ELOOP:
+                    return None, f"{current / name} is a symlink loop"
+                return None, f"cannot follow {current / name}: {error.strerror or error}"
         if not current.is_relative_to(root):
             return None, f"{'/'.join(parts)!r} leads outside the models root {root}"
         if not last and not current.is_dir():
@@ -223,17 +237,35 @@ def _walk(start: Path, parts: list[str], root: Path) -> tuple[Path | None, str |
 
 
 def _decode(path: Path) -> np.ndarray:
-    """Decode by content (``.sph``/``.spa`` are BMPs in disguise), not by extension."""
+    """Decode by content (``.sph``/``.spa`` are BMPs in disguise), not by extension.
+
+    The size is checked from the header first: a small compressed file can
+    claim gigabytes of pixels.
+    """
     try:
         data = path.read_bytes()
     except OSError as error:
         raise TextureError(f"{path}: cannot read texture: {error.strerror or error}") from error
     try:
-        rgba = _bmp32(data)
+        rgba = _bmp32(data, path)
         if rgba is None:
-            with Image.open(io.BytesIO(data)) as image:
-                image.load()
-                rgba = _to_rgba(image)
+            with warnings.catch_warnings():
+                # Pillow warns from 89 M pixels; our own, lower limit is checked below.
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                image = Image.open(io.BytesIO(data))
+            with image:
+                _check_size(image.width, image.height, path)
+                if image.tile and image.tile[0][0] == "tga_rle":
+                    with _tga_rle(image, data) as pixels:
+                        rgba = _to_rgba(pixels)
+                else:
+                    image.load()
+                    rgba = _to_rgba(image)
+    except TextureError:
+        raise
+    except Image.DecompressionBombError:
+        raise TextureError(f"{path}: texture is larger than {MAX_TEXTURE_PIXELS} pixels "
+                           "(corrupt or not meant for real-time use); it is refused") from None
     # Pillow's plugins raise OSError, SyntaxError, ValueError, EOFError,
     # struct.error, NotImplementedError... on bad input; all mean "undecodable".
     except Exception as error:
@@ -241,7 +273,32 @@ def _decode(path: Path) -> np.ndarray:
     return np.ascontiguousarray(rgba, dtype=np.uint8)
 
 
-def _bmp32(data: bytes) -> np.ndarray | None:
+def _check_size(width: int, height: int, path: Path) -> None:
+    if width * height > MAX_TEXTURE_PIXELS:
+        raise TextureError(f"{path}: texture is {width}x{height} pixels, more than the "
+                           f"{MAX_TEXTURE_PIXELS} pixels (8192x8192) allowed; it is refused")
+
+
+def _tga_rle(image: Image.Image, data: bytes) -> Image.Image:
+    """An RLE TGA whose packets may run across row ends, ready to load.
+
+    The TGA specification lets a run continue onto the next row and some
+    writers do that, but Pillow's decoder stops with "buffer overrun". Decoding
+    the pixels as one long row with that same decoder avoids the problem; the
+    result is then handed back to Pillow as raw pixels appended to the file
+    (with the footer repeated after them), so orientation, palette and the TGA
+    2.0 alpha attribute are applied exactly as for any other TGA.
+    """
+    _, _, offset, (rawmode, orientation, depth) = image.tile[0]
+    width, height = image.size
+    row = Image.frombytes(image.mode, (width * height, 1), data[offset:], "tga_rle",
+                          rawmode, 1, depth)
+    pixels = Image.open(io.BytesIO(data + row.tobytes() + data[-26:]))
+    pixels.tile = [("raw", (0, 0, width, height), len(data), (pixels.mode, 0, orientation))]
+    return pixels
+
+
+def _bmp32(data: bytes, path: Path) -> np.ndarray | None:
     """A 32-bit BI_RGB bitmap read MMD's way (4th byte is alpha), else None.
 
     Pillow reads these as BGRX and drops the 4th byte. MMD uses it as alpha,
@@ -254,6 +311,7 @@ def _bmp32(data: bytes) -> np.ndarray | None:
     if header_size < 40 or bits != 32 or compression != 0:
         return None
     rows, count = abs(height), width * abs(height) * 4
+    _check_size(width, rows, path)
     if width <= 0 or rows == 0 or offset + count > len(data):
         raise ValueError(f"truncated 32-bit BMP ({width}x{height}, {len(data)} bytes)")
     bgra = np.frombuffer(data, np.uint8, count, offset).reshape(rows, width, 4)

@@ -7,6 +7,8 @@ import os
 import struct
 import sys
 import unicodedata
+import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -179,6 +181,19 @@ def test_symlinks_cannot_escape_the_root(tree):
     assert inside.path == (tree / "common" / "skin.bmp").resolve()
 
 
+def test_symlink_loop_is_a_missing_texture(tmp_path):
+    try:
+        (tmp_path / "loop.png").symlink_to("loop.png")
+        (tmp_path / "a").symlink_to("b", target_is_directory=True)
+        (tmp_path / "b").symlink_to("a", target_is_directory=True)
+    except OSError as error:
+        pytest.skip(f"cannot create symlinks here: {error}")
+    for reference in ("loop.png", "a\\skin.png"):
+        ref = resolve_texture(reference, tmp_path)
+        assert ref.path is None and not ref.found, reference
+        assert "symlink loop" in ref.problem, ref.problem
+
+
 def _cp437(name: str) -> str:
     return name.encode("cp932").decode("cp437")
 
@@ -332,6 +347,88 @@ def test_rle_tga_written_by_pillow(tmp_path):
     rgba = pixels(6, 4)
     data = encode(rgba, "TGA", compression="tga_rle")
     np.testing.assert_array_equal(load_file(touch(tmp_path / "a.tga", data)), rgba)
+
+
+def tga_rle(image: np.ndarray, top_down: bool = False, footer: bytes = b"") -> bytes:
+    """An RLE TGA (type 10 RGBA or 11 grey) whose packets ignore row ends, as the
+    specification allows: runs of equal pixels, else raw packets of up to 128."""
+    h, w = image.shape[:2]
+    grey = image.ndim == 2
+    rows = image if top_down else image[::-1]
+    flat = (rows.reshape(-1, 1) if grey else rows[..., [2, 1, 0, 3]].reshape(-1, 4)).tolist()
+    header = struct.pack("<BBBHHBHHHHBB", 0, 0, 11 if grey else 10, 0, 0, 0, 0, 0, w, h,
+                         8 if grey else 32, (0 if grey else 8) | (0x20 if top_down else 0))
+    body, i = b"", 0
+    while i < len(flat):
+        run = 1
+        while i + run < len(flat) and run < 128 and flat[i + run] == flat[i]:
+            run += 1
+        if run > 1:
+            body += bytes([0x80 | (run - 1), *flat[i]])
+        else:  # raw up to the next pair of equal pixels
+            run = 1
+            while (i + run < len(flat) and run < 128
+                   and (i + run + 1 == len(flat) or flat[i + run] != flat[i + run + 1])):
+                run += 1
+            body += bytes([run - 1]) + b"".join(bytes(p) for p in flat[i:i + run])
+        i += run
+    return header + body + footer
+
+
+@pytest.mark.parametrize("top_down", [False, True])
+def test_rle_tga_with_packets_across_rows(tmp_path, top_down):
+    """Pillow's own decoder stops at the first packet that crosses a row end."""
+    rgba = pixels(4, 5)
+    rgba[1:3] = (10, 200, 30, 128)  # a run from the middle of row 1 into row 3
+    decoded = load_file(touch(tmp_path / "a.tga", tga_rle(rgba, top_down)))
+    np.testing.assert_array_equal(decoded, rgba)
+
+
+def test_grey_rle_tga_with_packets_across_rows(tmp_path):
+    grey = np.random.default_rng(3).integers(0, 256, (3, 7), dtype=np.uint8)
+    grey.reshape(-1)[5:16] = 77  # a run from row 0 into row 2
+    decoded = load_file(touch(tmp_path / "a.tga", tga_rle(grey, top_down=True)))
+    np.testing.assert_array_equal(decoded[..., 0], grey)
+    assert (decoded[..., 3] == 255).all()
+
+
+def test_rle_tga_keeps_the_tga2_no_alpha_attribute(tmp_path):
+    """A TGA 2.0 extension area whose attributes type is 0 says: ignore the alpha bytes."""
+    rgba = pixels(3, 4)
+    rgba[1:] = (40, 50, 60, 0)  # a run across rows
+    rgba[..., 3] = 0
+    body = tga_rle(rgba)
+    extension = struct.pack("<H", 495) + bytes(492) + bytes([0])
+    footer = extension + struct.pack("<II", len(body), 0) + b"TRUEVISION-XFILE.\x00"
+    decoded = load_file(touch(tmp_path / "a.tga", tga_rle(rgba, footer=footer)))
+    np.testing.assert_array_equal(decoded[..., :3], rgba[..., :3])
+    assert (decoded[..., 3] == 255).all()
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A small valid PNG whose header claims ``width`` x ``height`` pixels."""
+    data = bytearray(encode(pixels(8, 8), "PNG"))
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+@pytest.mark.parametrize(("width", "height", "data"), [
+    (9000, 9000, png_claiming(9000, 9000)),  # Pillow would decode it, 324 MB as RGBA
+    (9500, 9500, png_claiming(9500, 9500)),  # Pillow would warn, then decode it
+    (20000, 20000, png_claiming(20000, 20000)),  # Pillow's own limit
+    (10000, 10000, bmp32(pixels(2, 2))[:18] + struct.pack("<ii", 10000, 10000)
+     + bmp32(pixels(2, 2))[26:]),
+], ids=["png-9000", "png-9500", "png-20000", "bmp32-10000"])
+def test_huge_textures_fail_from_the_header(tmp_path, width, height, data):
+    path = touch(tmp_path / "huge.png", data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no DecompressionBombWarning either
+        with pytest.raises(TextureError, match="huge.png") as error:
+            load_texture(TextureRef(path.name, path))
+    message = str(error.value)
+    assert "; it is refused" in message
+    assert f"{width}x{height} pixels" in message or "larger than 67108864 pixels" in message
 
 
 @pytest.mark.parametrize("name", ["a.sph", "a.spa", "a.png"])

@@ -7,7 +7,13 @@ left before anything is allocated, and fixed-size records are read in one
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Callable
+from typing import TypeVar
+
 import numpy as np
+
+T = TypeVar("T")
 
 
 class FormatError(Exception):
@@ -43,6 +49,25 @@ class ArrayReading:
                 f"but only {self.remaining()} bytes remain (truncated or corrupt)"
             )
         return count
+
+    def record(self, read: Callable[[], T], what: str) -> T:
+        """One record read by a pymeshio reader, its failures turned into FormatError.
+
+        pymeshio raises ParseException, struct.error on short data and even bare
+        ``Exception``; none of that may escape as a traceback. Only calls into
+        pymeshio are wrapped, so bugs in the rest of our code still surface.
+        """
+        start = self.ios.tell()
+        try:
+            return read()
+        except FormatError as error:  # from our own reading methods, which pymeshio calls
+            raise FormatError(f"{what}: {error}") from None
+        except struct.error:
+            raise FormatError(f"file ends early in {what} at byte {start} "
+                              "(truncated download?)") from None
+        except Exception as error:  # pymeshio's exceptions have no common base
+            detail = getattr(error, "message", None) or error
+            raise FormatError(f"malformed {what} at byte {start}: {detail}") from None
 
     def read_array(self, dtype, count: int) -> np.ndarray:
         """``count`` records of ``dtype`` (a plain or structured numpy dtype)."""

@@ -16,18 +16,24 @@ from __future__ import annotations
 
 import numpy as np
 
-_MIRROR_Z = np.array([1.0, 1.0, -1.0], dtype=np.float32)
-_MIRROR_QUAT = np.array([-1.0, -1.0, 1.0, 1.0], dtype=np.float32)
-
 
 def vectors(values) -> np.ndarray:
-    """Positions, normals, offsets or axes: (..., 3) float32."""
-    return np.asarray(values, dtype=np.float32) * _MIRROR_Z
+    """Positions, normals, offsets or axes: (..., 3) float32, a new array.
+
+    Sign flips rather than a multiply: the file's numbers are not checked yet,
+    and arithmetic on a signalling NaN from the bytes would warn. (np.positive
+    is also the fastest copy of the strided views the readers hand over.)
+    """
+    result = np.positive(values, dtype=np.float32)
+    np.negative(result[..., 2], out=result[..., 2])
+    return result
 
 
 def quaternions(values) -> np.ndarray:
-    """Rotations as (..., 4) float32 quaternions xyzw."""
-    return np.asarray(values, dtype=np.float32) * _MIRROR_QUAT
+    """Rotations as (..., 4) float32 quaternions xyzw, a new array."""
+    result = np.positive(values, dtype=np.float32)
+    np.negative(result[..., :2], out=result[..., :2])
+    return result
 
 
 def angle_limits(minimum, maximum) -> np.ndarray:

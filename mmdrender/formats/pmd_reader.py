@@ -32,6 +32,8 @@ from mmdrender.model import (
 
 _VERTEX = np.dtype([("position", "<f4", 3), ("normal", "<f4", 3), ("uv", "<f4", 2),
                     ("bones", "<u2", 2), ("weight", "u1"), ("no_edge", "u1")])
+_BONE = np.dtype([("name", "S20"), ("parent", "<u2"), ("tail", "<u2"), ("type", "u1"),
+                  ("ik", "<u2"), ("position", "<f4", 3)])
 _MORPH_OFFSET = np.dtype([("vertex", "<u4"), ("offset", "<f4", 3)])
 _NO_BONE = 0xFFFF
 
@@ -76,10 +78,11 @@ def read_pmd(data: bytes) -> ModelParts:
         edge_scale=(rows["no_edge"] == 0).astype(np.float32))
 
     face_indices = reader.read_array("<u2", reader.read_count(4, 2, "face indices", signed=False))
-    materials = [reader.read_material()
-                 for _ in range(reader.read_count(4, 70, "materials", signed=False))]
-    bones = [reader.read_bone() for _ in range(reader.read_count(2, 39, "bones", signed=False))]
-    iks = [reader.read_ik() for _ in range(reader.read_count(2, 11, "IK chains", signed=False))]
+    materials = [reader.record(reader.read_material, f"material {i}")
+                 for i in range(reader.read_count(4, 70, "materials", signed=False))]
+    bones = reader.read_array(_BONE, reader.read_count(2, _BONE.itemsize, "bones", signed=False))
+    iks = [reader.record(reader.read_ik, f"IK chain {i}")
+           for i in range(reader.read_count(2, 11, "IK chains", signed=False))]
     morph_count = reader.read_count(2, 25, "morphs", signed=False)
     morphs = []
     for _ in range(morph_count):
@@ -114,7 +117,7 @@ def read_pmd(data: bytes) -> ModelParts:
         english_comment=english_comment, vertices=vertices,
         indices=face_indices.astype(np.int64),
         materials=[_material(m, toon_names) for m in materials],
-        bones=_bones(bones, iks, bone_english),
+        bones=_bones(bones, iks, bone_english, warnings),
         morphs=_morphs(morphs, morph_english, len(rows), warnings), warnings=warnings)
 
 
@@ -149,18 +152,26 @@ def _material(m, toon_names: list[str]) -> RawMaterial:
         index_count=m.vertex_count)
 
 
-def _bones(bones, iks, english_names: list[str]) -> list[Bone]:
+def _bones(rows: np.ndarray, iks, english_names: list[str], warnings: list[str]) -> list[Bone]:
     """PMD bone types become PMX flags, as PMXEditor converts them.
 
     Type 5 (rotation-influenced) follows the rotation of its IK-field bone fully;
     type 9 (rotation-linked) follows its tail bone at ratio ik-field / 100;
-    type 8 (twist) turns about the axis towards its tail.
+    type 8 (twist) turns about the axis towards its tail. Type 3 is "unused" in
+    the PMD specification and types above 9 do not exist, yet MMD loads such
+    files: the type only decides how a bone is edited and linked, so these
+    become plain rotatable bones with a warning rather than failing the model.
     """
-    count = len(bones)
+    count = len(rows)
+    positions = frame.vectors(rows["position"])
     chains = {ik.index: ik for ik in iks}
     result = []
-    for i, b in enumerate(bones):
-        kind, tail = b.type, b.tail_index
+    for i, (raw_name, parent, tail, kind, ik_field, _) in enumerate(rows.tolist()):
+        name = _decode(raw_name.split(b"\x00", 1)[0])
+        if kind == 3 or kind > 9:
+            what = "the unused type 3" if kind == 3 else f"unknown type {kind}"
+            warnings.append(f"bone {name!r} has {what}; treated as a plain rotatable bone")
+            kind = 0
         flags = BoneFlags.ROTATABLE | BoneFlags.OPERABLE
         if kind not in (6, 7, 9):
             flags |= BoneFlags.VISIBLE
@@ -169,28 +180,27 @@ def _bones(bones, iks, english_names: list[str]) -> list[Bone]:
         has_tail = 0 < tail < count
         if has_tail:
             flags |= BoneFlags.TAIL_IS_BONE
-        position = frame.vectors(floats(b.pos, 3))
         append_parent, append_ratio, fixed_axis, ik = -1, 0.0, None, None
-        if kind == 5 and b.ik_index < count:
-            append_parent, append_ratio = b.ik_index, 1.0
+        if kind == 5 and ik_field < count:
+            append_parent, append_ratio = ik_field, 1.0
         elif kind == 9 and has_tail:
-            append_parent, append_ratio = tail, b.ik_index / 100.0
+            append_parent, append_ratio = tail, ik_field / 100.0
         if append_parent >= 0:
             flags |= BoneFlags.APPEND_ROTATE
-        if kind == 8 and has_tail:
-            axis = frame.vectors(floats(bones[tail].pos, 3)) - position
+        if kind == 8 and has_tail and np.isfinite(positions[[i, tail]]).all():
+            axis = positions[tail].astype(np.float64) - positions[i]
             if np.linalg.norm(axis) > 0:
                 flags |= BoneFlags.FIXED_AXIS
-                fixed_axis = axis / np.linalg.norm(axis)
+                fixed_axis = (axis / np.linalg.norm(axis)).astype(np.float32)
         if kind == 2 and i in chains:
             chain = chains[i]
             flags |= BoneFlags.IK
             ik = IK(chain.target, chain.iterations, float(chain.weight) * 4.0,
                     tuple(IKLink(int(c)) for c in chain.children))
         result.append(Bone(
-            name=_decode(b.name), english_name=english_names[i],
-            parent=-1 if b.parent_index == _NO_BONE else b.parent_index,
-            position=position, flags=flags, tail_bone=tail if has_tail else -1,
+            name=name, english_name=english_names[i],
+            parent=-1 if parent == _NO_BONE else parent,
+            position=positions[i].copy(), flags=flags, tail_bone=tail if has_tail else -1,
             tail_offset=None if has_tail else np.zeros(3, dtype=np.float32),
             append_parent=append_parent, append_ratio=append_ratio, fixed_axis=fixed_axis,
             ik=ik))

@@ -50,6 +50,7 @@ class PmxReader(ArrayReading, pymeshio.pmx.reader.Reader):
         self.extra_uvs = extra_uvs
         self.sizes = sizes
         self.warnings: list[str] = []
+        self.bone_count = 0  # known once the bone section starts
 
     def read_text(self) -> str:
         size = struct.unpack("<i", self.take(4))[0]
@@ -110,7 +111,8 @@ class PmxReader(ArrayReading, pymeshio.pmx.reader.Reader):
                 weights[rows, 0] = 1.0
             elif kind in (1, 3):
                 w = gather(at, "<f4", 1)[:, 0]
-                weights[rows, 0], weights[rows, 1] = w, 1.0 - w
+                with np.errstate(invalid="ignore"):  # the loader reports NaN weights
+                    weights[rows, 0], weights[rows, 1] = w, 1.0 - w
                 if kind == 3:
                     sdef[rows] = gather(at + 4, "<f4", 9).reshape(-1, 3, 3)
             else:
@@ -121,6 +123,30 @@ class PmxReader(ArrayReading, pymeshio.pmx.reader.Reader):
             extra_uvs=floats[:, 8:].reshape(count, self.extra_uvs, 4),
             skinning=types, bone_indices=indices, bone_weights=weights, sdef=sdef,
             edge_scale=edge)
+
+    def read_ik(self):
+        """pymeshio's, with the link count checked before the links are read."""
+        ik = pymeshio.pmx.Ik(target_index=self.read_bone_index(), loop=self.read_int(4),
+                             limit_radian=self.read_float())
+        count = self.read_count(4, self.sizes["bone"] + 1, "IK links")
+        if count > self.bone_count:
+            raise FormatError(f"an IK chain has {count} links but the model has only "
+                              f"{self.bone_count} bones (corrupt file?)")
+        ik.link = [self.read_ik_link() for _ in range(count)]
+        return ik
+
+    def read_display_slot(self) -> None:
+        """Skip one display slot (not used for rendering), its entry count checked first."""
+        self.read_text()  # name
+        self.read_text()  # English name
+        self.take(1)  # special-slot flag
+        entry_bytes = {0: self.sizes["bone"], 1: self.sizes["morph"]}
+        count = self.read_count(4, 1 + min(entry_bytes.values()), "display slot entries")
+        for _ in range(count):
+            kind = self.take(1)[0]
+            if kind not in entry_bytes:
+                raise FormatError(f"display slot entry of unknown type {kind}")
+            self.take(entry_bytes[kind])
 
     def read_indices(self) -> np.ndarray:
         size = self.sizes["vertex"]
@@ -224,45 +250,59 @@ def read_pmx(data: bytes) -> ModelParts:
     vertices = reader.read_vertices()
     indices = reader.read_indices()
     textures = [reader.read_text() for _ in range(reader.read_count(4, 4, "textures"))]
-    materials = [reader.read_material() for _ in range(reader.read_count(4, 64, "materials"))]
-    bones = [reader.read_bone() for _ in range(reader.read_count(4, 16, "bones"))]
+    materials = [reader.record(reader.read_material, f"material {i}")
+                 for i in range(reader.read_count(4, 64, "materials"))]
+    reader.bone_count = reader.read_count(4, 16, "bones")
+    bones = [reader.record(reader.read_bone, f"bone {i}") for i in range(reader.bone_count)]
     morphs = [reader.read_morph() for _ in range(reader.read_count(4, 14, "morphs"))]
     # Display slots and physics are not used for rendering; read them to check the file.
-    for _ in range(reader.read_count(4, 13, "display slots")):
-        reader.read_display_slot()
+    for i in range(reader.read_count(4, 13, "display slots")):
+        reader.record(reader.read_display_slot, f"display slot {i}")
     # Smallest records: two empty names, then fixed fields (PMX 2.0 specification).
-    for _ in range(reader.read_count(4, 8 + sizes["bone"] + 61, "rigid bodies")):
-        reader.read_rigidbody()
-    for _ in range(reader.read_count(4, 8 + 1 + 2 * sizes["rigidbody"] + 96, "joints")):
-        reader.read_joint()
+    for i in range(reader.read_count(4, 8 + sizes["bone"] + 61, "rigid bodies")):
+        reader.record(reader.read_rigidbody, f"rigid body {i}")
+    for i in range(reader.read_count(4, 8 + 1 + 2 * sizes["rigidbody"] + 96, "joints")):
+        reader.record(reader.read_joint, f"joint {i}")
     if reader.remaining() > 0:
         what = "soft bodies (PMX 2.1)" if version >= 2.1 else "trailing data"
         reader.warnings.append(f"{what} ignored ({reader.remaining()} bytes)")
     return ModelParts(
         format=f"pmx {version:.1f}", name=name, english_name=english_name, comment=comment,
         english_comment=english_comment, vertices=vertices, indices=indices,
-        materials=[_material(m, textures) for m in materials],
+        materials=[_material(m, textures, reader.warnings) for m in materials],
         bones=[_bone(b) for b in bones], morphs=morphs, warnings=reader.warnings)
 
 
-def _texture(index: int, textures: list[str]) -> str | None:
-    return textures[index] if 0 <= index < len(textures) else None
+def _texture(index: int, textures: list[str], material, role: str,
+             warnings: list[str]) -> str | None:
+    """The texture a material's index names; -1 is none, anything else out of range warns."""
+    if 0 <= index < len(textures):
+        return textures[index]
+    if index != -1:
+        warnings.append(f"material {material.name!r}: {role} index {index} is out of range "
+                        f"(the file lists {len(textures)} textures); drawn without it")
+    return None
 
 
-def _material(m, textures: list[str]) -> RawMaterial:
+def _material(m, textures: list[str], warnings: list[str]) -> RawMaterial:
     if m.toon_sharing_flag == 1:
-        toon = f"toon{m.toon_texture_index + 1:02d}.bmp" if 0 <= m.toon_texture_index < 10 else None
+        toon = None
+        if 0 <= m.toon_texture_index < 10:
+            toon = f"toon{m.toon_texture_index + 1:02d}.bmp"
+        elif m.toon_texture_index != -1:
+            warnings.append(f"material {m.name!r}: shared toon {m.toon_texture_index} does not "
+                            "exist (MMD has 0 to 9); drawn without a toon")
     else:
-        toon = _texture(m.toon_texture_index, textures)
+        toon = _texture(m.toon_texture_index, textures, m, "toon texture", warnings)
     return RawMaterial(
         name=m.name, english_name=m.english_name,
         diffuse=np.append(floats(m.diffuse_color, 3), np.float32(m.alpha)),
         specular=floats(m.specular_color, 3), specular_power=float(m.specular_factor),
         ambient=floats(m.ambient_color, 3), flags=m.flag & 0xFF,
-        edge_colour=floats(m.edge_color, 4),
-        edge_size=float(m.edge_size), texture=_texture(m.texture_index, textures),
-        sphere=_texture(m.sphere_texture_index, textures), sphere_mode=m.sphere_mode,
-        toon=toon, index_count=m.vertex_count, comment=m.comment)
+        edge_colour=floats(m.edge_color, 4), edge_size=float(m.edge_size),
+        texture=_texture(m.texture_index, textures, m, "texture", warnings),
+        sphere=_texture(m.sphere_texture_index, textures, m, "sphere texture", warnings),
+        sphere_mode=m.sphere_mode, toon=toon, index_count=m.vertex_count, comment=m.comment)
 
 
 def _bone(b) -> Bone:
