@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import subprocess
 import sys
+import time
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -19,12 +22,16 @@ from pipeline.errors import PipelineError, reports_errors
 from pipeline.index import (
     DEFAULT_INDEX,
     models_root,
+    modify_index,
     read_index,
     resolve_model_path,
-    update_index,
 )
 
 PROGRESS_MIN_MODELS = 2  # a bar for a single model is noise
+SAVE_EVERY_S = 10.0  # scan writes its proposals this often (and at the end, and on Ctrl+C)
+PROBE_TIMEOUT_S = 30.0
+XCB_PACKAGES = ("libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-keysyms1 "
+                "libxcb-image0 libxcb-render-util0 libxcb-shape0")
 
 
 @click.group()
@@ -40,12 +47,9 @@ def main():
 @reports_errors(one_line=True)
 def suggest(model_path: Path, as_json: bool):
     """Print the automatic proposal for MODEL (.pmx/.pmd): each field's value and confidence."""
-    from annotate.auto import FIELDS, propose
-    from mmdrender.loader import load_model
+    from annotate.auto import FIELDS
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        proposal = propose(load_model(model_path))
+    proposal = _propose_file(model_path, None)
     if as_json:
         click.echo(json.dumps(proposal.to_json(), ensure_ascii=False, indent=2))
         return
@@ -56,6 +60,20 @@ def suggest(model_path: Path, as_json: bool):
         click.echo(f"  {name:<18}{value!s:<16}{field.confidence:.2f}")
 
 
+def _propose_file(path: Path, root: Path | None):
+    """Load and propose one model; any failure is a PipelineError with a one-line reason."""
+    from annotate.auto import failure_reason, propose
+    from mmdrender.loader import load_model
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return propose(load_model(path, root))
+    except Exception as error:  # noqa: BLE001  (a corrupt file can make a parser raise anything)
+        reason = failure_reason(error)
+        raise PipelineError(reason if str(path) in reason else f"{path}: {reason}") from None
+
+
 @main.command()
 @click.option("--index", "index_path", type=click.Path(dir_okay=False, path_type=Path),
               default=str(DEFAULT_INDEX), show_default=True, help="The models index (CSV).")
@@ -64,49 +82,79 @@ def suggest(model_path: Path, as_json: bool):
                    "[default: $THA_MODELS_ROOT, else out/samples beside the index].")
 @reports_errors(one_line=True)
 def scan(index_path: Path, root: Path | None):
-    """Fill or refresh the proposals of every row whose status is auto.
+    """Fill or refresh the proposals of the auto rows nobody has edited.
 
     Writes head bounds and morph names into the row and the per-field
-    confidences into its notes; confirmed and rejected rows are never touched,
-    nor rows edited (in the review window, say) while the scan ran. A model
-    that fails to load keeps status auto, with the reason in status_reason. The
-    index is replaced atomically.
+    confidences into its notes. Confirmed and rejected rows are never touched,
+    nor auto rows a person edited (in the review window or by hand) since their
+    last proposal, nor rows edited while the scan ran. A model that cannot be
+    loaded or proposed keeps status auto, with the reason in status_reason, and
+    is listed on stderr; the scan goes on. Proposals are saved every few
+    seconds, at the end, and when interrupted (Ctrl+C).
     """
-    from annotate.auto import apply_proposal, propose
-    from mmdrender.errors import MMDRenderError
-    from mmdrender.loader import load_model
+    from annotate.auto import apply_proposal, refreshable
 
     entries = read_index(index_path)
     root = models_root(root, index_path)
-    todo = [i for i, entry in enumerate(entries) if entry.status == "auto"]
-    result = list(entries)
-    failed = 0
+    todo = [entry for entry in entries if refreshable(entry)]
+    edited = sum(entry.status == "auto" and not refreshable(entry) for entry in entries)
+    pending: dict[str, tuple] = {}  # model_id -> (row as read, row with the proposal)
+    failures: list[str] = []
+    kept = 0
+
+    def save() -> None:
+        # Under the index's lock, replace only rows nobody changed meanwhile (the
+        # review window may be open and saving): its confirmations and edits win.
+        nonlocal kept
+        if not pending:
+            return
+
+        def fill(current):
+            nonlocal kept
+            rows = []
+            for entry in current:
+                old, new = pending.get(entry.model_id, (None, None))
+                if old is not None and entry != old:
+                    kept += 1
+                rows.append(new if old is not None and entry == old else entry)
+            return rows
+
+        modify_index(index_path, fill)
+        pending.clear()
+
     bar = (click.progressbar(todo, label="proposing", file=sys.stderr)
            if len(todo) >= PROGRESS_MIN_MODELS else contextlib.nullcontext(todo))
-    with bar as rows:
-        for i in rows:
-            entry = entries[i]
-            try:
-                path = resolve_model_path(entry, root)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    result[i] = apply_proposal(entry, propose(load_model(path, root)))
-            except (MMDRenderError, PipelineError) as error:
-                failed += 1
-                result[i] = replace(entry, status_reason=" ".join(str(error).split()))
-    # Replace only rows nobody changed meanwhile (the review window may be open
-    # and saving): a confirmation or an edit made during the scan always wins.
-    proposed = {entries[i].model_id: (entries[i], result[i]) for i in todo
-                if result[i] != entries[i]}
-    current = read_index(index_path) if proposed else []
-    updates = [proposed[e.model_id][1] for e in current
-               if e.model_id in proposed and e == proposed[e.model_id][0]]
-    if updates:
-        update_index(index_path, updates)
-    skipped = len(proposed) - len(updates)
-    click.echo(f"{index_path}: proposed {len(todo) - failed} auto row(s), {failed} failed to "
-               f"load, {len(entries) - len(todo)} confirmed/rejected left alone"
-               + (f", {skipped} edited meanwhile and kept" if skipped else ""))
+    last_save = time.monotonic()
+    done, interrupted = 0, False
+    try:
+        with bar as rows:
+            for entry in rows:
+                try:
+                    new = apply_proposal(entry, _propose_file(resolve_model_path(entry, root),
+                                                              root))
+                except PipelineError as error:
+                    reason = " ".join(str(error).split())
+                    failures.append(f"skipped {entry.model_id}: {reason}")
+                    new = replace(entry, status_reason=reason)
+                if new != entry:
+                    pending[entry.model_id] = (entry, new)
+                done += 1
+                if time.monotonic() - last_save >= SAVE_EVERY_S:
+                    save()
+                    last_save = time.monotonic()
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        save()  # at the end, on Ctrl+C, and on any error: no proposal made is lost
+        for line in failures:
+            click.echo(line, err=True)
+    if interrupted:
+        raise PipelineError(f"interrupted after {done} of {len(todo)} model(s); the "
+                            f"proposals made so far are saved in {index_path}")
+    click.echo(f"{index_path}: proposed {done - len(failures)} auto row(s), {len(failures)} "
+               f"failed, {edited} edited by hand and kept, "
+               f"{sum(e.status != 'auto' for e in entries)} confirmed/rejected left alone"
+               + (f", {kept} edited meanwhile and kept" if kept else ""))
 
 
 @main.command()
@@ -125,16 +173,68 @@ def gui(index_path: Path, root: Path | None):
     morph (the full list is in annotate/gui/app.py and at the window's foot).
     Needs PySide6: make setup-gui.
     """
-    import os
-
     read_index(index_path)  # a bad index is one error line, before any window
     if sys.platform.startswith("linux") and not any(
             os.environ.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")):
         raise PipelineError("no display to open the window on (DISPLAY and WAYLAND_DISPLAY "
                             "are unset); run it in a desktop session or over ssh -X")
     try:
-        from annotate.gui.app import run_gui
+        import PySide6
     except ImportError as error:
         raise PipelineError(f"the review window needs PySide6 ({error}); install it with "
                             "`make setup-gui` (pip install -e '.[gui]')") from None
+    problem = pyside_problem(PySide6.__version_info__[:2], sys.version_info[:2]) or \
+        qt_window_problem()
+    if problem:
+        raise PipelineError(problem)
+    from annotate.gui.app import run_gui
+
     sys.exit(run_gui(index_path, root))
+
+
+def pyside_problem(pyside: tuple[int, int], python: tuple[int, int]) -> str | None:
+    """Why this PySide6 cannot run the window on this Python, or None."""
+    if pyside >= (6, 12) and python < (3, 12):
+        return (f"PySide6 {pyside[0]}.{pyside[1]} on Python {python[0]}.{python[1]} aborts "
+                "the window after a few hundred key presses (it drops references to None); "
+                "install a working one: pip install 'PySide6-Essentials>=6.6,<6.12' "
+                "(make setup-gui)")
+    return None
+
+
+def qt_window_problem() -> str | None:
+    """Why Qt cannot open a window here, or None.
+
+    Qt aborts the whole process when its platform plugin fails (no X server
+    at DISPLAY, a missing system library), printing several lines; so a
+    throwaway process tries first and its output becomes one actionable line.
+    """
+    probe = "from PySide6.QtGui import QGuiApplication; QGuiApplication([])"
+    try:
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                              timeout=PROBE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return None  # slow, not broken: let the window try
+    if done.returncode == 0:
+        return None
+    return describe_qt_failure(done.stderr, os.environ)
+
+
+def describe_qt_failure(output: str, environ) -> str:
+    """One actionable line for what Qt printed when it could not start."""
+    display = environ.get("DISPLAY", "")
+    if "xcb-cursor" in output:
+        return ("Qt's X11 (xcb) platform plugin needs the system library libxcb-cursor0: "
+                "install it (sudo apt install libxcb-cursor0), or use "
+                "QT_QPA_PLATFORM=offscreen for tests")
+    if "could not connect to display" in output:
+        return (f"cannot connect to the X display {display!r} (DISPLAY): start the desktop "
+                "session or X server, or reconnect with ssh -X; for tests use "
+                "QT_QPA_PLATFORM=offscreen")
+    if "platform plugin" in output:
+        platform = environ.get("QT_QPA_PLATFORM") or "xcb"
+        return (f"Qt cannot load its {platform!r} platform plugin; on Debian/Ubuntu install "
+                f"{XCB_PACKAGES}, or use QT_QPA_PLATFORM=offscreen for tests")
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    last = lines[-1] if lines else "it exited without a message"
+    return (f"Qt cannot open a window ({last}); for tests use QT_QPA_PLATFORM=offscreen")

@@ -59,7 +59,7 @@ class Effect:
     mass: summed offset length. left: share of the mass on x > centre (the
     character's left). y, x: mass-weighted centroid. down: share of |dy| that
     goes down. cdy: per side (+1 left, -1 right) the u² coefficient of dy.
-    offsets: (V, 3) float32.
+    offsets: (V, 3) float64.
     """
 
     index: int
@@ -75,14 +75,19 @@ class Effect:
 
 
 def morph_effect(model: Model, index: int, centre_x: float) -> Effect | None:
-    """The :class:`Effect` of morph ``index``; None when it moves no vertex."""
+    """The :class:`Effect` of morph ``index``; None when it moves no vertex.
+
+    A morph with an infinite or NaN offset (a corrupt file) is None too: it
+    cannot be measured.
+    """
     weights = np.zeros(len(model.morphs))
     weights[index] = 1.0
     offsets = vertex_offsets(model, expand_groups(model.morphs, weights))
     if offsets is None:
         return None
+    offsets = offsets.astype(np.float64)  # a corrupt offset near 3e38 overflows float32 maths
     length = np.linalg.norm(offsets, axis=1)
-    if not length.max() > 0:
+    if not np.isfinite(length).all() or not length.max() > 0:
         return None
     moved = length > MIN_MOVE * length.max()
     positions = model.vertices.positions

@@ -13,16 +13,21 @@ from click.testing import CliRunner
 from conftest import shared_model
 from conftest_gl import gl_context  # noqa: F401  (a fixture)
 
-from annotate.auto import FIELDS, Proposal, apply_proposal, propose
+from annotate.auto import FIELDS, Proposal, apply_proposal, propose, refreshable
 from annotate.cli import main
+from annotate.morph_roles import normalise
 from mmdrender.camera import Camera
 from mmdrender.loader import load_model
+from mmdrender.model import MorphPanel
 from mmdrender.samples import SAMPLE_NAMES, sample_truth, write_samples
 from pipeline.index import ModelEntry, read_index, write_index
 
 MORPH_FIELDS = FIELDS[2:]
 HEAD_TOLERANCE = 0.15  # model units; a sample's head is about 3.9 units tall
 JAW_DROP = 8  # pixels at 256: how far an open mouth may reach below the rest chin
+EYE_ROWS = (132, 160)  # where a closing eye's changed rows centre, at 256 (head = 64..192)
+MOUTH_ROWS = (162, 192)  # ... and an opening mouth's
+EYE_TO_MOUTH = 20  # rows between them at least: the face fills the box
 
 
 def load(path):
@@ -53,10 +58,16 @@ def test_samples_proposals_are_exactly_the_truth(samples_dir, name):
         assert 0.0 <= getattr(proposal, field).confidence <= 1.0
 
 
-def test_sample_names_alone_cannot_pass():
-    # akane's ウィンク closes her left eye, midori's her right: only geometry tells.
-    assert sample_truth("akane").wink_left == "ウィンク"
-    assert sample_truth("midori").wink_right == "ウィンク"
+def test_sample_names_alone_cannot_pass(samples_dir):
+    # akane and midori have the same eye morph names (after NFKC), yet akane's ウィンク
+    # closes her left eye and midori's her right: only geometry tells them apart.
+    models = {name: load(samples_dir / name / f"{name}.pmx") for name in ("akane", "midori")}
+    names = {name: sorted(normalise(m.name) for m in model.morphs if m.panel == MorphPanel.EYE)
+             for name, model in models.items()}
+    assert names["akane"] == names["midori"]
+    assert sample_truth("akane").wink_left == sample_truth("midori").wink_right == "ウィンク"
+    assert propose(models["akane"]).wink_left.value == "ウィンク"
+    assert propose(models["midori"]).wink_right.value == "ウィンク"
 
 
 # ------------------------------------------------------------------ the real models
@@ -180,6 +191,7 @@ def test_real_model_head_box_contains_the_face(gl_context, real_proposals,  # no
     # 97% of its changed pixels inside for those.
     required = {"wink_both": 0.99, "wink_left": 0.99, "wink_right": 0.99, "mouth_open": 0.99,
                 "smile_wink_both": 0.97, "smile_wink_left": 0.97, "smile_wink_right": 0.97}
+    middle = {}
     for field, share in required.items():
         name = getattr(proposal, field).value
         if name is None:
@@ -191,6 +203,17 @@ def test_real_model_head_box_contains_the_face(gl_context, real_proposals,  # no
         bottom_row = 192 + (JAW_DROP if field == "mouth_open" else 0)
         inside = ((rows >= 64) & (rows < bottom_row)).mean()
         assert inside >= share, (name, rows.min(), rows.max())
+        middle[field] = float(np.median(rows))
+    # ... and the box is the head's size, not just around it: an anime face puts the
+    # eyes a little below the middle of the head and the mouth in its lower quarter
+    # (rows 141-151 and 171-185 on the shared models; a box twice too tall would put
+    # them near 137 and 152, one 20 px too low near 165 and 195).
+    if "wink_both" in middle:
+        assert EYE_ROWS[0] <= middle["wink_both"] <= EYE_ROWS[1], middle
+    if "mouth_open" in middle:
+        assert MOUTH_ROWS[0] <= middle["mouth_open"] <= MOUTH_ROWS[1], middle
+    if {"wink_both", "mouth_open"} <= set(middle):
+        assert middle["mouth_open"] - middle["wink_both"] >= EYE_TO_MOUTH, middle
 
 
 # ------------------------------------------------------------------ the command line
@@ -320,4 +343,145 @@ def test_apply_proposal_leaves_confirmed_rows_alone(samples_dir):
     confirmed = ModelEntry(model_id="a", path="a.pmx", source="a", status="confirmed")
     assert apply_proposal(confirmed, proposal) is confirmed
     auto = apply_proposal(ModelEntry(model_id="a", path="a.pmx", source="a"), proposal)
-    assert auto.wink_left == "ウィンク" and auto.notes == proposal.notes()
+    assert auto.wink_left == "ウィンク" and auto.notes.startswith(proposal.notes() + "; proposal ")
+
+
+# ------------------------------------------------------------------ models that break
+
+
+def _break_loader(monkeypatch, path_part, error):
+    import mmdrender.loader
+
+    real = mmdrender.loader.load_model
+
+    def load(path, *args, **kwargs):
+        if path_part in str(path):
+            raise error
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(mmdrender.loader, "load_model", load)
+
+
+@pytest.mark.parametrize("offset", [float("inf"), float("nan"), 3e38])
+def test_a_morph_with_a_non_finite_or_huge_offset_is_no_crash(tmp_path, offset):
+    import struct
+
+    from pmx_bytes import morph, triangle_pmx
+
+    records = (morph("まばたき", 2, 1, [struct.pack("<B3f", 2, 0.0, -offset, 0.0)])
+               + morph("あ", 3, 1, [struct.pack("<B3f", 0, 0.0, -0.5, 0.0)]))
+    path = tmp_path / "corrupt.pmx"
+    path.write_bytes(triangle_pmx(morphs=records, morph_count=2))
+    proposal = propose(load(path))  # 3e38 overflowed float32 lengths: ZeroDivisionError
+    assert proposal.mouth_open.value == "あ"
+    result = CliRunner().invoke(main, ["suggest", str(path)])
+    assert result.exit_code == 0, result.output
+
+
+def test_suggest_on_a_model_the_parser_crashes_on_is_one_error_line(samples_dir, monkeypatch):
+    _break_loader(monkeypatch, "kai.pmx", Exception("unknown bone type: 239(右人差指先)"))
+    result = CliRunner().invoke(main, ["suggest", str(samples_dir / "kai" / "kai.pmx")])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert "kai.pmx" in lines[0] and "unknown bone type" in lines[0]
+
+
+def test_scan_skips_models_that_fail_and_goes_on(tmp_path, samples_dir, monkeypatch):
+    import annotate.auto
+
+    index, root = _index(tmp_path, samples_dir, ["auto"] * 4)
+    _break_loader(monkeypatch, SAMPLE_NAMES[0], Exception("unknown bone type: 239"))
+    real = annotate.auto.propose
+
+    def propose_or_fail(model):
+        if SAMPLE_NAMES[2] in model.path.name:
+            raise ZeroDivisionError("Weights sum to zero, can't be normalized")
+        return real(model)
+
+    monkeypatch.setattr(annotate.auto, "propose", propose_or_fail)
+    result = CliRunner().invoke(main, ["scan", "--index", str(index), "--root", str(root)])
+    assert result.exit_code == 0, result.output
+    skipped = [line for line in result.stderr.splitlines() if line.startswith("skipped ")]
+    assert len(skipped) == 2
+    assert skipped[0].startswith(f"skipped {SAMPLE_NAMES[0]}: ") and "unknown bone" in skipped[0]
+    assert skipped[1].startswith(f"skipped {SAMPLE_NAMES[2]}: ") and \
+        "ZeroDivisionError" in skipped[1]
+    assert "Traceback" not in result.output
+    rows = read_index(index)
+    assert "unknown bone type" in rows[0].status_reason and rows[0].wink_left is None
+    assert "ZeroDivisionError" in rows[2].status_reason
+    for good in (rows[1], rows[3]):
+        assert good.status_reason == "" and good.mouth_open == "あ"
+
+
+def test_an_interrupted_scan_keeps_the_proposals_made(tmp_path, samples_dir, monkeypatch):
+    import annotate.auto
+
+    index, root = _index(tmp_path, samples_dir, ["auto"] * 3)
+    real, calls = annotate.auto.propose, []
+
+    def propose_then_ctrl_c(model):
+        calls.append(model)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(model)
+
+    monkeypatch.setattr(annotate.auto, "propose", propose_then_ctrl_c)
+    result = CliRunner().invoke(main, ["scan", "--index", str(index), "--root", str(root)])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert lines[-1].startswith("error: interrupted after 1 of 3 model(s)")
+    rows = read_index(index)
+    assert rows[0].mouth_open == "あ" and rows[0].notes.startswith("auto: ")
+    assert rows[1].mouth_open is None and rows[2].mouth_open is None
+
+
+def test_scan_saves_as_it_goes(tmp_path, samples_dir, monkeypatch):
+    import annotate.auto
+    import annotate.cli
+
+    index, root = _index(tmp_path, samples_dir, ["auto"] * 3)
+    monkeypatch.setattr(annotate.cli, "SAVE_EVERY_S", 0.0)
+    real, on_disk = annotate.auto.propose, []
+
+    def propose_and_look(model):
+        on_disk.append([row.mouth_open for row in read_index(index)])
+        return real(model)
+
+    monkeypatch.setattr(annotate.auto, "propose", propose_and_look)
+    result = CliRunner().invoke(main, ["scan", "--index", str(index), "--root", str(root)])
+    assert result.exit_code == 0, result.output
+    assert on_disk == [[None, None, None], ["あ", None, None], ["あ", "あ", None]]
+
+
+def test_a_later_scan_keeps_rows_a_person_edited(tmp_path, samples_dir, monkeypatch):
+    import annotate.auto
+    from annotate.gui.store import ReviewStore
+
+    index, root = _index(tmp_path, samples_dir, ["auto"] * 4)
+    scan = ["scan", "--index", str(index), "--root", str(root)]
+    assert CliRunner().invoke(main, scan).exit_code == 0
+    first = read_index(index)
+    assert all(refreshable(row) for row in first)
+    # in the review window: the head line nudged and wink_both set to none, not confirmed
+    ReviewStore(index).edit(first[0].model_id, {"head_top_y": first[0].head_top_y + 0.05,
+                                                "wink_both": None}, "edit")
+    # by hand, in a spreadsheet: a morph name typed in
+    write_index(index, [replace(row, mouth_open="お") if i == 1 else row
+                        for i, row in enumerate(read_index(index))])
+    edited = read_index(index)[:2]
+    assert not any(refreshable(row) for row in edited)
+
+    real = annotate.auto.propose  # a better proposer since: another mouth morph
+
+    def improved(model):
+        return replace(real(model), mouth_open=annotate.auto.Field("い", 0.9))
+
+    monkeypatch.setattr(annotate.auto, "propose", improved)
+    result = CliRunner().invoke(main, scan)
+    assert result.exit_code == 0, result.output
+    assert "2 edited by hand and kept" in result.output
+    rows = read_index(index)
+    assert rows[:2] == edited  # byte for byte what the person left
+    assert [row.mouth_open for row in rows[2:]] == ["い", "い"]  # untouched rows refreshed

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
+import sys
 from dataclasses import replace
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before anything imports Qt
 
 import pytest  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
+from conftest_gl import gl_context  # noqa: E402, F401  (a fixture)
 
 from annotate.gui.store import FIELDS, ReviewStore, shown_values  # noqa: E402
-from pipeline.cli import main as pipeline_main  # noqa: E402
-from pipeline.index import read_index, write_index  # noqa: E402
+from mmdrender.samples import write_samples  # noqa: E402
+from pipeline.index import read_index, sample_entries, write_index  # noqa: E402
 
 MISSING = [name for name, module in (("PySide6", "PySide6"), ("pytest-qt", "pytestqt"))
            if importlib.util.find_spec(module) is None]
@@ -29,16 +32,20 @@ BLANK = dict.fromkeys(FIELDS) | {"status": "auto", "status_reason": ""}
 AUTO_ROWS = (1, 2, 3)  # rows set to auto with blank fields; 0 and 4 stay confirmed
 
 
+@pytest.fixture(scope="module")
+def written_samples(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("samples")
+    write_samples(folder)
+    return folder
+
+
 @pytest.fixture
-def index(tmp_path):
+def index(tmp_path, written_samples):
     """An index of the sample characters with rows 1-3 fresh (auto, nothing annotated)."""
     path, samples = tmp_path / "models_index.csv", tmp_path / "samples"
-    result = CliRunner().invoke(pipeline_main, ["index-samples", str(path),
-                                                "--samples-dir", str(samples)])
-    assert result.exit_code == 0, result.output
-    entries = read_index(path)
+    shutil.copytree(written_samples, samples)
     write_index(path, [replace(e, **BLANK) if i in AUTO_ROWS else e
-                       for i, e in enumerate(entries)])
+                       for i, e in enumerate(sample_entries(samples))])
     return path
 
 
@@ -64,6 +71,34 @@ def press(qtbot, window, key, modifier=None):
     from PySide6.QtCore import Qt
 
     qtbot.keyClick(window, key, modifier or Qt.KeyboardModifier.NoModifier)
+
+
+def plain(label) -> str:
+    """What a rich-text label shows a person (its text with the markup rendered)."""
+    from PySide6.QtGui import QTextDocument
+
+    document = QTextDocument()
+    document.setHtml(label.text())
+    return document.toPlainText()
+
+
+def break_loader(monkeypatch, path_part: str, error: Exception) -> list[str]:
+    """Make loading any model whose path contains ``path_part`` raise ``error``.
+
+    Returns the list of paths loaded from then on (broken ones included).
+    """
+    import mmdrender.loader
+
+    real, loads = mmdrender.loader.load_model, []
+
+    def load(path, *args, **kwargs):
+        loads.append(str(path))
+        if path_part in str(path):
+            raise error
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(mmdrender.loader, "load_model", load)
+    return loads
 
 
 # ------------------------------------------------------------------ without Qt
@@ -167,10 +202,12 @@ def test_assign_a_morph_confirm_and_reopen(qtbot, open_window, index):
     model_id = window.current
     press(qtbot, window, Qt.Key.Key_Right)          # another eye candidate
     chosen = window.eyes.current
+    assert chosen != window.values["wink_left"]     # so the key below changes something
     press(qtbot, window, Qt.Key.Key_1)              # ... is wink_left
     assert row(index, model_id).wink_left == chosen
-    assert window.eyes.roles_of(chosen)[:1] == ["wink_left"] or chosen == window.values[
-        "wink_left"]
+    assert "wink_left" in window.eyes.roles_of(chosen)
+    assert plain(window.eyes.rows["wink_left"][2]).startswith(chosen)  # the panel shows it
+    assert "wink_left" in plain(window.eyes.counter)
     press(qtbot, window, Qt.Key.Key_Return)
     assert window.current != model_id               # moved on to the next model
     assert model_id not in window.list.ids          # the unconfirmed list dropped it
@@ -196,34 +233,44 @@ def test_one_key_confirms_a_model_whose_proposals_are_right(qtbot, open_window, 
     assert window.current is None  # nothing left with this filter
 
 
+class Crash(BaseException):
+    """The process dying: not an error any handler catches."""
+
+
 @needs_qt
 def test_a_crash_after_confirm_loses_nothing(qtbot, open_window, index, monkeypatch):
     from PySide6.QtCore import Qt
-
-    import annotate.gui.store as store_module
 
     window = open_window()
     confirmed = window.current
     press(qtbot, window, Qt.Key.Key_Return)
     # the window is never closed: the file alone must already hold the confirm
     assert row(index, confirmed).status == "confirmed"
+    before = index.read_bytes()
 
-    def crash(*_args, **_kwargs):
-        raise RuntimeError("simulated crash inside a handler")
+    crashed = []
+    real_replace = os.replace
 
-    monkeypatch.setattr(store_module, "update_index", crash)
+    def crash(source, target, *args, **kwargs):
+        if str(target) == str(index):  # the new index is written in full; then the power fails
+            crashed.append(source)
+            raise Crash()
+        return real_replace(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", crash)
     # a morph assignment that dies mid-write; PySide6 >= 6.8 re-raises the handler's
     # exception from keyClick, older ones hand it to sys.excepthook (which pytest-qt catches)
     with qtbot.capture_exceptions() as raised:
         try:
             press(qtbot, window, Qt.Key.Key_2)
-        except RuntimeError as error:
+        except Crash as error:
             raised.append((type(error), error, None))
-    assert raised and "simulated crash" in str(raised[0][1])
+    assert crashed, "the key did not reach the index write"
+    assert raised and raised[0][0] is Crash
+    assert index.read_bytes() == before  # the old index whole, nothing half written
     saved = row(index, confirmed)
     assert saved.status == "confirmed" and saved.mouth_open == "あ"
-    assert len(read_index(index)) == 5
-    assert not list(index.parent.glob(".*.tmp"))  # no half-written index left behind
+    assert not list(index.parent.glob("*.tmp"))  # no temporary file left behind
 
 
 @needs_qt
@@ -232,6 +279,7 @@ def test_reject_with_a_reason(qtbot, open_window, index):
 
     window = open_window()
     model_id = window.current
+    others = [e for e in read_index(index) if e.model_id != model_id]
     press(qtbot, window, Qt.Key.Key_R)
     assert window.reason.isVisible()
     window.reason.clear()
@@ -241,6 +289,8 @@ def test_reject_with_a_reason(qtbot, open_window, index):
     saved = row(index, model_id)
     assert (saved.status, saved.status_reason) == ("rejected", "hair covers the face")
     assert window.current != model_id
+    # the Enter that rejected must not also confirm the model shown next
+    assert [e for e in read_index(index) if e.model_id != model_id] == others
 
 
 @needs_qt
@@ -328,10 +378,19 @@ def test_a_model_that_cannot_load_can_still_be_rejected(qtbot, open_window, inde
 
 
 @needs_qt
-def test_the_window_grabs_a_picture(open_window, tmp_path):
+def test_the_window_grabs_a_picture(gl_context, open_window, tmp_path):  # noqa: F811
+    import numpy as np
+
     window = open_window()
+    assert window.head.image is not None, window.head.message  # the model was rendered
+    assert window.eyes.rest.image is not None and window.eyes.morphed.image is not None
     picture = window.grab()
     assert picture.width() >= 1000 and picture.save(str(tmp_path / "annotate.png"))
+    view = window.head.grab().toImage().convertToFormat(window.head.image.Format.Format_RGB888)
+    pixels = np.frombuffer(view.constBits(), np.uint8).reshape(
+        view.height(), view.bytesPerLine())[:, :3 * view.width()].reshape(
+        view.height(), view.width(), 3)
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 200  # a shaded character, not a fill
 
 
 def test_gui_command_reports_a_missing_index_in_one_line(tmp_path):
@@ -340,3 +399,242 @@ def test_gui_command_reports_a_missing_index_in_one_line(tmp_path):
     result = CliRunner().invoke(annotate_main, ["gui", "--index", str(tmp_path / "none.csv")])
     assert result.exit_code == 1
     assert "no such index file" in result.output and "Traceback" not in result.output
+
+
+# ------------------------------------------------------------------ models that break
+
+
+@needs_qt
+def test_a_model_the_loader_crashes_on_is_never_confirmed_with_another_models_values(
+        qtbot, open_window, index, monkeypatch):
+    from PySide6.QtCore import Qt
+
+    broken = read_index(index)[2]  # the second model of the unconfirmed list
+    break_loader(monkeypatch, broken.path, Exception("unknown bone type: 239"))
+    window = open_window()
+    assert window.current != broken.model_id and window.values["mouth_open"] == "あ"
+    press(qtbot, window, Qt.Key.Key_J)
+    assert window.current == broken.model_id
+    assert window.values == dict.fromkeys(FIELDS)  # its own (blank) row, not the last model's
+    assert "unknown bone type" in plain(window.info)
+    press(qtbot, window, Qt.Key.Key_Return)
+    assert row(index, broken.model_id) == broken  # nothing written
+    assert window.current == broken.model_id
+    assert "could not be loaded" in plain(window.status)
+    press(qtbot, window, Qt.Key.Key_R)
+    assert "unknown bone type" in window.reason.text()  # offered as the reason
+    qtbot.keyClick(window.reason, Qt.Key.Key_Return)
+    assert row(index, broken.model_id).status == "rejected"
+
+
+@needs_qt
+def test_a_model_whose_proposals_fail_shows_its_own_row_and_the_reason(
+        qtbot, open_window, index, monkeypatch):
+    from PySide6.QtCore import Qt
+
+    import annotate.auto
+
+    broken = read_index(index)[2]
+    real = annotate.auto.propose
+
+    def propose(model):
+        if broken.path in model.path.as_posix():
+            raise ZeroDivisionError("Weights sum to zero, can't be normalized")
+        return real(model)
+
+    monkeypatch.setattr(annotate.auto, "propose", propose)
+    window = open_window()
+    press(qtbot, window, Qt.Key.Key_J)
+    assert window.current == broken.model_id and window.loaded
+    assert window.values == dict.fromkeys(FIELDS)
+    assert "ZeroDivisionError" in plain(window.info)
+    press(qtbot, window, Qt.Key.Key_Return)  # no values to confirm
+    assert row(index, broken.model_id) == broken
+    assert "cannot confirm" in plain(window.status)
+
+
+@needs_qt
+def test_idle_work_tries_a_failing_model_once_and_keeps_the_shown_one_loaded(
+        qtbot, index, monkeypatch):
+    from annotate.gui.app import ReviewWindow
+    from annotate.gui.source import ModelSource
+
+    entries = read_index(index)
+    broken = entries[0]  # a confirmed row: idle work proposes every row
+    loads = break_loader(monkeypatch, broken.path, Exception("unknown bone type: 239"))
+    source = ModelSource(index.parent / "samples", keep_models=2)
+    window = ReviewWindow(index, index.parent / "samples", source=source, background=True)
+    qtbot.addWidget(window)
+    shown = window.current
+    qtbot.waitUntil(lambda: not window._background.isActive(), timeout=60_000)
+    assert sum(broken.path in path for path in loads) == 1
+    assert broken.model_id in window.source.errors
+    assert set(window.source.proposals) == {e.model_id for e in entries[1:]}
+    loads.clear()
+    window.select(shown)
+    assert loads == []  # the model under review was not pushed out of the cache
+
+
+@needs_qt
+def test_a_row_with_only_head_top_opens_and_can_be_finished(qtbot, open_window, index):
+    from PySide6.QtCore import Qt
+
+    entries = read_index(index)
+    write_index(index, [replace(e, head_top_y=19.0) if i == 1 else e
+                        for i, e in enumerate(entries)])
+    window = open_window()
+    model_id = entries[1].model_id
+    assert window.current == model_id
+    assert window.values["head_top_y"] == 19.0
+    bottom = window.values["head_bottom_y"]
+    assert bottom is not None and bottom < 19.0  # the proposal's, so the lines can be drawn
+    assert window.head.has_bounds()
+    assert f"head 19.0000 … {bottom:.4f}" in plain(window.info)
+    press(qtbot, window, Qt.Key.Key_B)
+    press(qtbot, window, Qt.Key.Key_Down)  # moving the bottom line writes both bounds
+    saved = row(index, model_id)
+    assert saved.head_top_y == 19.0 and saved.head_bottom_y == window.head.bottom < bottom
+
+
+@needs_qt
+def test_the_reject_prompt_closes_when_another_model_is_picked(qtbot, open_window, index):
+    from PySide6.QtCore import Qt
+
+    window = open_window()
+    before = read_index(index)
+    press(qtbot, window, Qt.Key.Key_R)
+    qtbot.keyClicks(window.reason, "no face")
+    other = window.list.ids[2]
+    rect = window.list.visualRect(window.list.model().index(2, 0))
+    qtbot.mouseClick(window.list.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert window.current == other
+    assert not window.reason.isVisible()
+    qtbot.keyClick(window.reason, Qt.Key.Key_Return)  # even a stray Enter reaching it
+    assert read_index(index) == before
+
+
+@needs_qt
+def test_text_with_markup_is_shown_as_written(qtbot, open_window, index):
+    from PySide6.QtWidgets import QLabel
+
+    entries = read_index(index)
+    reason = "<b>hair</b> & <eyes> missing"
+    write_index(index, [replace(e, status_reason=reason) if i == 1 else e
+                        for i, e in enumerate(entries)])
+    window = open_window()
+    assert reason in plain(window.info)
+    tooltip = QLabel(window.list.item(0, 0).toolTip())
+    assert reason in plain(tooltip)
+    window.say("cannot confirm <m> & co")
+    assert "cannot confirm <m> & co" in plain(window.status)
+    window.eyes.set_candidates(["x<y>&z"])
+    assert "x<y>&z" in plain(window.eyes.counter)
+    window.eyes.set_roles({"wink_left": "<w>"})
+    assert plain(window.eyes.rows["wink_left"][2]).startswith("<w>")
+
+
+@needs_qt
+def test_the_loaders_warnings_are_shown(qtbot, open_window, index):
+    model = read_index(index)[1]
+    (index.parent / "samples" / model.path).with_name("hair.png").unlink()
+    window = open_window()
+    assert window.current == model.model_id
+    assert "texture 'hair.png' not found" in plain(window.info)
+
+
+@needs_qt
+def test_a_held_arrow_key_saves_once_on_release(qtbot, open_window, index):
+    from PySide6.QtCore import QEvent, Qt
+    from PySide6.QtGui import QKeyEvent
+    from PySide6.QtWidgets import QApplication
+
+    window = open_window()
+    model_id = window.current
+
+    def send(kind, repeated):
+        QApplication.sendEvent(window, QKeyEvent(kind, Qt.Key.Key_Up,
+                                                 Qt.KeyboardModifier.NoModifier, "", repeated))
+
+    start = window.head.top
+    send(QEvent.Type.KeyPress, False)  # a press is saved at once
+    first = row(index, model_id).head_top_y
+    assert first == window.head.top > start
+    for _ in range(5):  # holding the key: the line moves, the file waits
+        send(QEvent.Type.KeyRelease, True)
+        send(QEvent.Type.KeyPress, True)
+    assert window.head.top > first + 1e-3
+    assert row(index, model_id).head_top_y == first
+    send(QEvent.Type.KeyRelease, False)
+    assert row(index, model_id).head_top_y == pytest.approx(window.head.top, abs=1e-4) != first
+    released = row(index, model_id).head_top_y
+    for _ in range(3):  # held again, and Enter before the release: the confirm has the line
+        send(QEvent.Type.KeyPress, True)
+    press(qtbot, window, Qt.Key.Key_Return)
+    saved = row(index, model_id)
+    assert saved.status == "confirmed" and saved.head_top_y > released + 1e-3
+
+
+@needs_qt
+def test_confirming_updates_the_list_in_place(qtbot, open_window, index):
+    from PySide6.QtCore import Qt
+
+    window = open_window()
+    mark = Qt.ItemDataRole.UserRole
+    for r in range(len(window.list.ids)):
+        window.list.item(r, 0).setData(mark, "kept")
+    first, rest = window.list.ids[0], window.list.ids[1:]
+    press(qtbot, window, Qt.Key.Key_Return)
+    assert window.list.ids == rest  # the confirmed row left the unconfirmed list
+    # the next model's row shows its new confidence; a row nothing happened to is untouched
+    assert window.list.item(len(rest) - 1, 0).data(mark) == "kept"
+    assert window.current == rest[0] and window.list.currentRow() == 0
+    window.set_filter("all")
+    assert window.list.item(window.list.ids.index(first), 1).text() == "confirmed"
+
+
+# ------------------------------------------------------------------ opening the window
+
+
+def test_gui_command_refuses_a_pyside6_that_aborts_long_sessions():
+    from annotate.cli import pyside_problem
+
+    problem = pyside_problem((6, 12), (3, 11))
+    assert "PySide6-Essentials>=6.6,<6.12" in problem and "\n" not in problem
+    assert pyside_problem((6, 11), (3, 11)) is None
+    assert pyside_problem((6, 12), (3, 12)) is None  # None is immortal from Python 3.12
+
+
+@pytest.mark.parametrize("qt_said, hint", [
+    ("qt.qpa.plugin: From 6.5.0, xcb-cursor0 or libxcb-cursor0 is needed to load the Qt xcb "
+     "platform plugin.\nqt.qpa.plugin: Could not load the Qt platform plugin \"xcb\" in \"\" "
+     "even though it was found.\nThis application failed to start ...", "libxcb-cursor0"),
+    ("qt.qpa.xcb: could not connect to display :987\nqt.qpa.plugin: Could not load the Qt "
+     "platform plugin \"xcb\" in \"\" even though it was found.", "DISPLAY"),
+    ("qt.qpa.plugin: Could not load the Qt platform plugin \"xcb\" in \"\" even though it was "
+     "found.", "libxkbcommon-x11-0"),
+])
+def test_qt_failures_become_one_actionable_line(qt_said, hint):
+    from annotate.cli import describe_qt_failure
+
+    message = describe_qt_failure(qt_said, {"DISPLAY": ":987"})
+    assert hint in message and "QT_QPA_PLATFORM=offscreen" in message and "\n" not in message
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or bool(MISSING),
+                    reason="X11 displays are a Linux matter; needs PySide6")
+def test_gui_command_with_an_unreachable_display_prints_one_error_line(tmp_path, index,
+                                                                      monkeypatch):
+    import annotate.gui.app
+    from annotate.cli import main as annotate_main
+
+    def must_not_open(*_args, **_kwargs):
+        raise AssertionError("the window was opened; Qt would abort the process here")
+
+    monkeypatch.setattr(annotate.gui.app, "run_gui", must_not_open)
+    result = CliRunner().invoke(
+        annotate_main, ["gui", "--index", str(index)],
+        env={"DISPLAY": ":987", "QT_QPA_PLATFORM": None, "WAYLAND_DISPLAY": None})
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert "QT_QPA_PLATFORM=offscreen" in lines[0]

@@ -7,7 +7,8 @@ Enter                  confirm the model with the values shown, go to the next
 r                      reject: type a reason, Enter (Esc cancels)
 j / PageDown           next model;  k / PageUp: previous model
 Ctrl+Z                 undo the last saved change (written back to the index)
-Up / Down              move the active head line one pixel (Shift: ten)
+Up / Down              move the active head line one pixel (Shift: ten); a held
+                       key saves once, on release
 t / b                  make the top / bottom line the active one
 Left / Right (h / l)   previous / next candidate eye morph
 1 … 6                  the shown eye morph is wink_left, wink_right, wink_both,
@@ -22,6 +23,10 @@ f                      filter: all, unconfirmed (status auto), low confidence fi
 
 The mouse drags the head lines (a press away from both moves the nearer one
 there) and picks models in the list.
+
+Every change is written to the index when it is made (a drag or a held arrow
+key when it ends), so a crash or a closed window loses nothing confirmed.
+A model that cannot be loaded shows its reason and can only be rejected.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from annotate.auto import failure_reason
 from mmdrender.errors import MMDRenderError
 from mmdrender.model import MorphPanel as Panel
 from pipeline.errors import PipelineError
@@ -52,6 +58,7 @@ from .widgets import (
     ModelList,
     MorphPanel,
     ReasonEdit,
+    rich,
     to_qimage,
 )
 
@@ -61,6 +68,7 @@ EYE_KEYS = {Qt.Key.Key_1: "wink_left", Qt.Key.Key_2: "wink_right", Qt.Key.Key_3:
             Qt.Key.Key_6: "smile_wink_both"}
 EYE_LABELS = ("wink left", "wink right", "wink both (blink)",
               "smile wink left", "smile wink right", "smile wink both")
+WARNINGS_SHOWN = 3  # the loader's warnings listed under the model (the rest are counted)
 HELP = ("Enter confirm · r reject · j/k next/prev · Ctrl+Z undo · ↑↓ move line (t/b pick) · "
         "←→ eye morph, 1-6 assign, Alt+1-6 none, 0 no role · ,/. mouth morph, m assign · "
         "f filter · +/- zoom")
@@ -83,6 +91,10 @@ class ReviewWindow(QWidget):
         self.source = source or ModelSource(models_root(root, index_path))
         self.current: str | None = None
         self.values: dict = {}
+        self._held_nudges = False  # head lines moved by a held arrow key, not saved yet
+        self._rejecting: str | None = None  # the model the reject prompt is open for
+        self.loaded = False  # whether the current model loaded (only then can it be confirmed)
+        self.warnings: tuple[str, ...] = ()  # the loader's warnings about the current model
         self.zoom: dict[str, float] = {}
         self._cameras: dict[str, object] = {}
         has_auto = any(e.status == "auto" for e in self.store.entries)
@@ -91,6 +103,7 @@ class ReviewWindow(QWidget):
         self._background = QTimer(self)
         self._background.setInterval(0)
         self._background.timeout.connect(self._propose_one)
+        self._background_next = 0  # the next row the idle work looks at
         self.refresh_list()
         order = self.order()
         self.select(order[0] if order else None)
@@ -204,12 +217,20 @@ class ReviewWindow(QWidget):
             self.select(order[0] if order else None)
 
     def _propose_one(self) -> None:
-        """Compute the proposals of one more model (idle work)."""
-        for entry in self.store.entries:
+        """Compute the proposals of one more model (idle work).
+
+        Each model is tried once: one that fails keeps its reason in
+        ``source.errors`` and the work moves on. Models loaded here do not
+        enter the cache, so the one under review stays loaded.
+        """
+        entries = self.store.entries
+        while self._background_next < len(entries):
+            entry = entries[self._background_next]
+            self._background_next += 1
             if entry.model_id not in self.source.proposals and \
                     entry.model_id not in self.source.errors:
-                self.source.proposed(entry)
-                self.list.update_row(*self._row(self.store.entry(entry.model_id)))
+                self.source.proposed(entry, keep=False)
+                self.list.update_row(*self._row(entry))
                 return
         self._background.stop()
         if self.filter == "low confidence first":
@@ -218,26 +239,49 @@ class ReviewWindow(QWidget):
     # ---------------------------------------------------------------- one model
 
     def select(self, model_id: str | None) -> None:
-        """Show ``model_id`` (None: nothing left to show)."""
+        """Show ``model_id`` (None: nothing left to show).
+
+        Whatever goes wrong with the model, the window shows that model's own
+        row (never the previous model's values) and its error.
+        """
+        self._save_held_nudges()  # they belong to the model shown so far
+        if model_id != self.current:
+            self._close_reason()  # a reject prompt belongs to the model it was opened for
         self.current = model_id
         self.list.select(model_id)
+        self.values, self.loaded, self.warnings = {}, False, ()
         if model_id is None:
-            self.values = {}
-            self.head.set_picture(None, None, "nothing to review with this filter "
-                                              "(press f for another)")
-            self.head.set_bounds(None, None, 0.0)
-            self.eyes.set_candidates([])
-            self.mouth.set_candidates([])
-            self.eyes.set_pictures(None, None)
-            self.mouth.set_pictures(None, None)
-            self._update_crop()
+            self._show_nothing("nothing to review with this filter (press f for another)")
             self._update_info()
             return
         entry = self.store.entry(model_id)
-        model = self.source.try_model(entry)
-        proposed = self.source.proposed(entry) if model is not None else None
+        self.values = shown_values(entry, None)
+        try:
+            self._show_model(entry)
+        except Exception as error:  # noqa: BLE001  (a broken model must not break the window)
+            self.source.errors[model_id] = failure_reason(error)
+            self.values, self.loaded = shown_values(entry, None), False
+            self._show_nothing(self.source.errors[model_id])
         self.list.update_row(*self._row(entry))
+        self._update_info()
+
+    def _show_nothing(self, message: str) -> None:
+        self.head.set_picture(None, None, message)
+        self.head.set_bounds(None, None, 0.0)
+        self._set_panel_roles()
+        for panel in (self.eyes, self.mouth):
+            panel.set_candidates([])
+            panel.set_pictures(None, None, "cannot load" if self.current else "")
+        self._update_crop()
+
+    def _show_model(self, entry) -> None:
+        model = self.source.try_model(entry)
+        if model is None:
+            self._show_nothing(self.source.errors.get(entry.model_id, "cannot load"))
+            return
+        proposed = self.source.proposed(entry)
         self.values = shown_values(entry, proposed.values if proposed else None)
+        self.loaded, self.warnings = True, tuple(model.warnings)
         self._show_head(entry, model, proposed)
         guesses = [self.values[r] for r in EYE_ROLES]
         if proposed:
@@ -246,18 +290,9 @@ class ReviewWindow(QWidget):
         self.eyes.set_candidates(candidates(model, Panel.EYE, guesses))
         mouth = [self.values["mouth_open"], proposed.values["mouth_open"] if proposed else None]
         self.mouth.set_candidates(candidates(model, Panel.MOUTH, mouth))
-        if model is None:
-            self.eyes.set_pictures(None, None, "cannot load")
-            self.mouth.set_pictures(None, None, "cannot load")
-        self._update_info()
 
     def _show_head(self, entry, model, proposed) -> None:
         top, bottom = self.values["head_top_y"], self.values["head_bottom_y"]
-        if model is None:
-            self.head.set_picture(None, None, self.source.errors.get(entry.model_id, ""))
-            self.head.set_bounds(None, None, 0.0)
-            self._update_crop()
-            return
         centre_x = self.source.centre_x(entry, model)
         camera = self._cameras.get(entry.model_id)
         if camera is None:
@@ -309,15 +344,20 @@ class ReviewWindow(QWidget):
             self.info.setText("")
             return
         entry = self.store.entry(self.current)
-        lines = [f"<b>{entry.model_id}</b>", entry.path,
-                 f"status: <b>{entry.status}</b>"
-                 + (f" — {entry.status_reason}" if entry.status_reason else "")]
+        lines = [f"<b>{rich(entry.model_id)}</b>", rich(entry.path),
+                 f"status: <b>{rich(entry.status)}</b>"
+                 + (f" — {rich(entry.status_reason)}" if entry.status_reason else "")]
         if self.current in self.source.errors:
-            lines.append(f"<span style='color:#c04040'>{self.source.errors[self.current]}"
+            lines.append(f"<span style='color:#c04040'>{rich(self.source.errors[self.current])}"
                          "</span>")
-        if self.values.get("head_top_y") is not None:
-            lines.append(f"head {self.values['head_top_y']:.4f} … "
-                         f"{self.values['head_bottom_y']:.4f}")
+        if self.warnings:
+            shown = "<br>".join(f"⚠ {rich(w)}" for w in self.warnings[:WARNINGS_SHOWN])
+            more = len(self.warnings) - WARNINGS_SHOWN
+            lines.append(f"<span style='color:#b06000'>{shown}"
+                         + (f"<br>… and {more} more" if more > 0 else "") + "</span>")
+        top, bottom = self.values.get("head_top_y"), self.values.get("head_bottom_y")
+        if top is not None or bottom is not None:
+            lines.append(f"head {_number(top)} … {_number(bottom)}")
         self.info.setText("<br>".join(lines))
 
     # ---------------------------------------------------------------- changes
@@ -372,6 +412,10 @@ class ReviewWindow(QWidget):
     def confirm(self) -> None:
         if self.current is None:
             return
+        if not self.loaded:
+            self.say(f"cannot confirm {self.current}: the model could not be loaded; "
+                     "reject it (r)", error=True)
+            return
         missing = self.missing_for_confirm()
         if missing:
             self.say(f"cannot confirm {self.current}: no {', '.join(missing)}; "
@@ -385,14 +429,21 @@ class ReviewWindow(QWidget):
         error = self.source.errors.get(self.current, "")
         self.reason.setText(error or self.reason.text())
         self.reason.selectAll()
+        self._rejecting = self.current
         self.reason.show()
         self.reason.setFocus()
 
     def _close_reason(self) -> None:
-        self.reason.hide()
-        self.setFocus()
+        self._rejecting = None
+        if not self.reason.isHidden():
+            self.reason.hide()
+            self.setFocus()
 
     def reject(self, reason: str) -> None:
+        """Reject the model the prompt was opened for (and is still shown) with ``reason``."""
+        if self._rejecting is None or self._rejecting != self.current:
+            self._close_reason()
+            return
         if not reason:
             self.say("give a reason to reject (Esc cancels)", error=True)
             return
@@ -407,9 +458,10 @@ class ReviewWindow(QWidget):
         self.refresh_list()
         after = self.order()
         start = before.index(model_id) + 1 if model_id in before else 0
-        following = [m for m in before[start:] if m in after and m != model_id]
+        shown = set(after)
+        following = next((m for m in before[start:] if m in shown and m != model_id), None)
         if following:
-            self.select(following[0])
+            self.select(following)
         elif model_id in after and after.index(model_id) + 1 < len(after):
             self.select(after[after.index(model_id) + 1])
         else:
@@ -454,11 +506,13 @@ class ReviewWindow(QWidget):
 
     def say(self, text: str, error: bool = False) -> None:
         colour = "#c04040" if error else "#2a7a3a"
-        self.status.setText(f"<span style='color:{colour}'>{text}</span>")
+        self.status.setText(f"<span style='color:{colour}'>{rich(text)}</span>")
 
     # ---------------------------------------------------------------- keys
 
     def keyPressEvent(self, event):
+        if not event.isAutoRepeat():
+            self._save_held_nudges()
         key, mods = event.key(), event.modifiers()
         K, M = Qt.Key, Qt.KeyboardModifier
         alt = bool(mods & M.AltModifier)
@@ -478,7 +532,9 @@ class ReviewWindow(QWidget):
             self.step(-1)
         elif key in (K.Key_Up, K.Key_Down):
             pixels = (10 if shift else 1) * (1 if key == K.Key_Up else -1)
-            self.head.nudge(self.head.active, pixels)
+            held = event.isAutoRepeat()  # saved once, on release (each write takes a while)
+            if self.head.nudge(self.head.active, pixels, save=not held) and held:
+                self._held_nudges = True
         elif key in (K.Key_T, K.Key_B):
             self.head.active = "top" if key == K.Key_T else "bottom"
             self.head.update()
@@ -504,6 +560,26 @@ class ReviewWindow(QWidget):
             self.set_zoom(1.25)
         else:
             super().keyPressEvent(event)
+
+    def keyReleaseEvent(self, event):
+        if not event.isAutoRepeat():
+            self._save_held_nudges()
+        super().keyReleaseEvent(event)
+
+    def closeEvent(self, event):
+        self._save_held_nudges()
+        super().closeEvent(event)
+
+    def _save_held_nudges(self) -> None:
+        """Save the head lines moved by a held arrow key (a drag's worth of moves)."""
+        if self._held_nudges:
+            self._held_nudges = False
+            if self.head.has_bounds():
+                self.on_bounds_edited(self.head.top, self.head.bottom)
+
+
+def _number(value: float | None) -> str:
+    return "(none)" if value is None else f"{value:.4f}"
 
 
 def run_gui(index_path: str | Path, root: str | Path | None = None) -> int:

@@ -8,6 +8,7 @@ stepping back and forth between models and morphs redraws nothing twice.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -16,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from annotate.auto import failure_reason
 from mmdrender.camera import HEAD_BONE, Camera, estimate_head_bounds
 from mmdrender.errors import MMDRenderError
 from mmdrender.model import Model, MorphPanel
-from pipeline.errors import PipelineError
 from pipeline.index import ModelEntry, resolve_model_path
 
 from .store import EYE_ROLES, FIELDS
@@ -57,6 +58,7 @@ class Proposed:
         return min(self.confidence.values()) if self.confidence else 0.0
 
 
+@functools.lru_cache(maxsize=65536)  # the list asks again on every refresh
 def notes_confidence(notes: str) -> float | None:
     """The weakest confidence in an ``auto: field 0.93, ...`` notes line, else None."""
     if not notes.startswith("auto:"):
@@ -79,41 +81,54 @@ class ModelSource:
 
     # ---------------------------------------------------------------- models
 
-    def model(self, entry: ModelEntry) -> Model:
-        """The loaded model of ``entry``; raises PipelineError or MMDRenderError."""
+    def model(self, entry: ModelEntry, keep: bool = True) -> Model:
+        """The loaded model of ``entry``; raises whatever loading raises.
+
+        ``keep``: put it in the cache of recently shown models (background
+        work passes False, so it never pushes out the model being reviewed).
+        """
         model = self._models.get(entry.model_id)
         if model is None:
             from mmdrender.loader import load_model
 
-            path = resolve_model_path(entry, self.root)
-            model = load_model(path, root=self.root)
+            model = load_model(resolve_model_path(entry, self.root), root=self.root)
+            if not keep:
+                return model
             self._models[entry.model_id] = model
             while len(self._models) > self._keep_models:
                 self._models.popitem(last=False)
         self._models.move_to_end(entry.model_id)
         return model
 
-    def try_model(self, entry: ModelEntry) -> Model | None:
-        """The model, or None with the reason in ``errors[model_id]``."""
+    def try_model(self, entry: ModelEntry, keep: bool = True) -> Model | None:
+        """The model, or None with the reason in ``errors[model_id]``; never raises.
+
+        Any exception counts: a corrupt file can make the parser raise anything.
+        """
         try:
-            return self.model(entry)
-        except (PipelineError, MMDRenderError, OSError) as error:
-            self.errors[entry.model_id] = str(error)
+            return self.model(entry, keep)
+        except Exception as error:  # noqa: BLE001  (the model is skipped with the reason)
+            self.errors[entry.model_id] = failure_reason(error)
             return None
 
-    def proposed(self, entry: ModelEntry) -> Proposed | None:
-        """The proposals for ``entry`` (computed once), or None if the model cannot load."""
+    def proposed(self, entry: ModelEntry, keep: bool = True) -> Proposed | None:
+        """The proposals for ``entry`` (computed once), or None with the reason in ``errors``.
+
+        Never raises; a model that fails is not tried again.
+        """
         if entry.model_id in self.proposals:
             return self.proposals[entry.model_id]
-        model = self.try_model(entry)
+        if entry.model_id in self.errors:
+            return None
+        model = self.try_model(entry, keep)
         if model is None:
             return None
         from annotate.auto import propose
 
         try:
             proposal = propose(model)
-        except (MMDRenderError, ValueError) as error:
-            self.errors[entry.model_id] = f"no proposals: {error}"
+        except Exception as error:  # noqa: BLE001  (shown as the model's error)
+            self.errors[entry.model_id] = f"no proposals: {failure_reason(error)}"
             return None
         result = Proposed({name: getattr(proposal, name).value for name in FIELDS},
                           {name: float(getattr(proposal, name).confidence) for name in FIELDS},

@@ -42,9 +42,20 @@ def has_values(entry: ModelEntry) -> bool:
 
 
 def shown_values(entry: ModelEntry, proposed: Mapping[str, object] | None) -> dict:
-    """``{field: value}`` the window shows: the row's, or the proposals for an empty row."""
+    """``{field: value}`` the window shows: the row's, or the proposals for an empty row.
+
+    A row with only one head bound shows the proposal's other one (when it lies
+    on the right side), so the lines can be drawn and moved.
+    """
     if has_values(entry) or entry.status == "confirmed" or not proposed:
-        return {name: getattr(entry, name) for name in FIELDS}
+        values = {name: getattr(entry, name) for name in FIELDS}
+        top, bottom = values["head_top_y"], values["head_bottom_y"]
+        if proposed and (top is None) != (bottom is None):
+            top = proposed.get("head_top_y") if top is None else top
+            bottom = proposed.get("head_bottom_y") if bottom is None else bottom
+            if top is not None and bottom is not None and top > bottom:
+                values["head_top_y"], values["head_bottom_y"] = top, bottom
+        return values
     return {name: proposed.get(name) for name in FIELDS}
 
 
@@ -53,8 +64,12 @@ class ReviewStore:
 
     def __init__(self, index_path: str | Path):
         self.path = Path(index_path)
-        self.entries: list[ModelEntry] = read_index(self.path)
         self._undo: list[Change] = []
+        self._set_entries(read_index(self.path))
+
+    def _set_entries(self, entries: list[ModelEntry]) -> None:
+        self.entries = entries
+        self._by_id = {entry.model_id: entry for entry in entries}
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -64,10 +79,10 @@ class ReviewStore:
         return [entry.model_id for entry in self.entries]
 
     def entry(self, model_id: str) -> ModelEntry:
-        for entry in self.entries:
-            if entry.model_id == model_id:
-                return entry
-        raise PipelineError(f"no model {model_id!r} in {self.path}")
+        try:
+            return self._by_id[model_id]
+        except KeyError:
+            raise PipelineError(f"no model {model_id!r} in {self.path}") from None
 
     @property
     def can_undo(self) -> bool:
@@ -78,7 +93,7 @@ class ReviewStore:
         before = self.entry(after.model_id)
         if before == after:
             return None
-        self.entries = update_index(self.path, [after])
+        self._set_entries(update_index(self.path, [after]))
         change = Change(before, after, what)
         self._undo.append(change)
         return change
@@ -96,6 +111,6 @@ class ReviewStore:
         if not self._undo:
             return None
         change = self._undo[-1]
-        self.entries = update_index(self.path, [change.before])
+        self._set_entries(update_index(self.path, [change.before]))
         self._undo.pop()
         return change

@@ -12,6 +12,8 @@ None of them takes keyboard focus: the window owns every key.
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPen
@@ -48,6 +50,11 @@ def to_qimage(image: np.ndarray | None) -> QImage | None:
     image = np.ascontiguousarray(image, dtype=np.uint8)
     height, width = image.shape[:2]
     return QImage(image.data, width, height, 4 * width, QImage.Format.Format_RGBA8888).copy()
+
+
+def rich(text: str) -> str:
+    """Plain ``text`` (a path, a morph name, an error) made safe inside a rich-text label."""
+    return html.escape(text).replace("\n", "<br>")
 
 
 def confidence_text(confidence: float | None) -> str:
@@ -168,13 +175,19 @@ class HeadView(QWidget):
         self.update()
         self.boundsChanging.emit(self.top, self.bottom)
 
-    def nudge(self, which: str, pixels: float) -> None:
-        """Move a line ``pixels`` view pixels up (positive) or down; saved at once."""
+    def nudge(self, which: str, pixels: float, save: bool = True) -> bool:
+        """Move a line ``pixels`` view pixels up (positive) or down; False if there is none.
+
+        ``save``: emit ``boundsEdited`` (the window saves); a held key passes
+        False and the window saves when it is released, as after a drag.
+        """
         if not self.has_bounds():
-            return
+            return False
         self.active = which
         self.move_line(which, getattr(self, which) + pixels * self.camera.pixel_size)
-        self.boundsEdited.emit(self.top, self.bottom)
+        if save:
+            self.boundsEdited.emit(self.top, self.bottom)
+        return True
 
     def mousePressEvent(self, event):
         if event.button() != Qt.MouseButton.LeftButton or not self.has_bounds():
@@ -406,12 +419,12 @@ class MorphPanel(QWidget):
             self.counter.setText("<i>no candidate morphs</i>")
         else:
             held = ", ".join(self.roles_of(name)) or "no role"
-            self.counter.setText(f"{self.index + 1}/{len(self.names)} &nbsp; <b>{name}</b>"
-                                 f" &nbsp; → {held}")
+            self.counter.setText(f"{self.index + 1}/{len(self.names)} &nbsp; <b>{rich(name)}</b>"
+                                 f" &nbsp; → {rich(held)}")
         for field, (_key, label, value) in self.rows.items():
             assigned = self.values.get(field)
             conf = self.confidence.get(field)
-            text = assigned if assigned else "<span style='color:#999'>none</span>"
+            text = rich(assigned) if assigned else "<span style='color:#999'>none</span>"
             if conf is not None and assigned == self.proposed.get(field, assigned):
                 colour = "#d08000" if conf < LOW_CONFIDENCE else "#777"
                 text += f" <span style='color:{colour}'>({conf:.2f})</span>"
@@ -445,43 +458,66 @@ class ModelList(QTableWidget):
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
         self.ids: list[str] = []
+        self._row_of: dict[str, int] = {}
+        self._shown: dict[str, tuple] = {}  # model_id -> the row as last written
         self.cellClicked.connect(lambda row, _column: self.modelClicked.emit(self.ids[row]))
 
     def set_rows(self, rows) -> None:
-        """rows: (model_id, status, confidence or None, tooltip) in display order."""
-        self.setRowCount(0)
+        """rows: (model_id, status, confidence or None, tooltip) in display order.
+
+        Only what changed is redone: rows that left are removed, rows whose
+        content differs are rewritten; a new order rebuilds the table.
+        """
         rows = list(rows)
-        self.setRowCount(len(rows))
-        self.ids = []
-        for r, (model_id, status, confidence, tooltip) in enumerate(rows):
-            self.ids.append(model_id)
-            self._set_row(r, model_id, status, confidence, tooltip)
+        ids = [row[0] for row in rows]
+        if ids != self.ids:
+            wanted = set(ids)
+            if [model_id for model_id in self.ids if model_id in wanted] == ids:
+                for r in reversed(range(len(self.ids))):
+                    if self.ids[r] not in wanted:
+                        self.removeRow(r)
+                        del self._shown[self.ids[r]]
+            else:
+                self.setRowCount(0)
+                self.setRowCount(len(rows))
+                self._shown = {}
+            self.ids = ids
+            self._row_of = {model_id: r for r, model_id in enumerate(ids)}
+        for r, row in enumerate(rows):
+            if self._shown.get(row[0]) != row:
+                self._set_row(r, *row)
 
     def _set_row(self, r, model_id, status, confidence, tooltip) -> None:
+        self._shown[model_id] = (model_id, status, confidence, tooltip)
         cells = (QTableWidgetItem(model_id), QTableWidgetItem(status),
                  QTableWidgetItem(confidence_text(confidence)))
         cells[1].setForeground(QBrush(STATUS_COLOURS.get(status, QColor(0, 0, 0))))
         if confidence is not None and confidence < LOW_CONFIDENCE:
             cells[2].setForeground(QBrush(QColor(208, 128, 0)))
         for column, cell in enumerate(cells):
-            cell.setToolTip(tooltip)
+            cell.setToolTip(f"<p>{rich(tooltip)}</p>")  # rich text, so a path's < > & show
             self.setItem(r, column, cell)
 
     def update_row(self, model_id, status, confidence, tooltip) -> None:
-        if model_id in self.ids:
-            self._set_row(self.ids.index(model_id), model_id, status, confidence, tooltip)
+        r = self._row_of.get(model_id)
+        if r is not None and self._shown.get(model_id) != (model_id, status, confidence, tooltip):
+            self._set_row(r, model_id, status, confidence, tooltip)
 
     def select(self, model_id: str | None) -> None:
-        if model_id in self.ids:
-            row = self.ids.index(model_id)
-            self.selectRow(row)
-            self.scrollToItem(self.item(row, 0))
+        r = self._row_of.get(model_id)
+        if r is not None:
+            self.selectRow(r)
+            self.scrollToItem(self.item(r, 0))
         else:
             self.clearSelection()
 
 
 class ReasonEdit(QLineEdit):
-    """The one-line reject prompt: Enter submits, Escape cancels."""
+    """The one-line reject prompt: Enter submits, Escape cancels.
+
+    Both keys stop here: a plain QLineEdit passes Enter on to its parent,
+    where the window would take it as "confirm" for the next model.
+    """
 
     submitted = Signal(str)
     cancelled = Signal()
@@ -489,10 +525,13 @@ class ReasonEdit(QLineEdit):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setPlaceholderText("why reject this model? Enter = reject, Esc = cancel")
-        self.returnPressed.connect(lambda: self.submitted.emit(self.text().strip()))
 
     def keyPressEvent(self, event):
         if event.key() == Qt.Key.Key_Escape:
             self.cancelled.emit()
+        elif event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self.submitted.emit(self.text().strip())
+        else:
+            super().keyPressEvent(event)
             return
-        super().keyPressEvent(event)
+        event.accept()
