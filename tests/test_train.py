@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import os
+import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import asdict
@@ -22,6 +26,7 @@ from pipeline.poses import PoseSchema  # noqa: E402
 from pipeline.shards import open_dataset  # noqa: E402
 from pipeline.train import cli as train_cli  # noqa: E402
 from pipeline.train import data as tdata  # noqa: E402
+from pipeline.train import loop  # noqa: E402
 from pipeline.train.evaluate import rmse, ssim  # noqa: E402
 from pipeline.train.loop import load_checkpoint, resolve, train  # noqa: E402
 from pipeline.train.nets import (  # noqa: E402
@@ -80,14 +85,73 @@ def batch(n: int = 2, size: int = 32, seed: int = 0):
     return torch.rand(n, 4, size, size, generator=g) * 2 - 1, torch.rand(n, 3, generator=g)
 
 
+# Written out here, not imported, so that a wrong table in pipeline.train.data fails.
+ROTATION = ("head_x", "head_y", "neck_z")
+COLUMNS = {"morpher": ("rest", "expression", ("eye_left", "eye_right", "mouth")),
+           "rotator": ("expression", "posed", ROTATION),
+           "combiner": ("expression", "posed", ROTATION)}
+
+
+def raw_batch(dataset, split: str, indices, network: str):
+    """(source, pose, target) of examples ``indices``, straight from the shards."""
+    source_key, target_key, names = COLUMNS[network]
+    data = open_dataset(dataset).split(split)
+    examples = [data[int(i)] for i in indices]
+    columns = [data.schema.index(n) for n in names]
+    return (torch.stack([tdata.to_tensor(getattr(e, source_key)) for e in examples]),
+            torch.stack([torch.from_numpy(e.pose[columns].astype(np.float32))
+                         for e in examples]),
+            torch.stack([tdata.to_tensor(getattr(e, target_key)) for e in examples]))
+
+
+def first_indices(dataset, split: str, k: int, seed: int = 0) -> list[int]:
+    """The examples of a run's first k/batch steps: epoch 0 of its seeded order."""
+    n = len(open_dataset(dataset).split(split))
+    return np.random.default_rng([seed, 0]).permutation(n)[:k].tolist()
+
+
+def network_of(run) -> torch.nn.Module:
+    checkpoint = load_checkpoint(run)
+    model = build(checkpoint["network"], checkpoint["model_config"])
+    model.load_state_dict(checkpoint["model"])
+    return model.eval()
+
+
+def ssim_reference(a: np.ndarray, b: np.ndarray) -> float:
+    """Wang et al.'s SSIM of two (C, H, W) images in [0, 1], written out with numpy."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    x = np.arange(11) - 5
+    g = np.exp(-x ** 2 / (2 * 1.5 ** 2))
+    w = np.outer(g, g) / np.outer(g, g).sum()
+
+    def blur(im):  # (H, W) -> (H - 10, W - 10)
+        return (sliding_window_view(im, (11, 11)) * w).sum(axis=(-1, -2))
+
+    values = []
+    for p, q in zip(a, b, strict=True):
+        mp, mq = blur(p), blur(q)
+        vp, vq, cov = blur(p * p) - mp ** 2, blur(q * q) - mq ** 2, blur(p * q) - mp * mq
+        c1, c2 = 0.01 ** 2, 0.03 ** 2
+        values.append((((2 * mp * mq + c1) * (2 * cov + c2))
+                       / ((mp ** 2 + mq ** 2 + c1) * (vp + vq + c2))).mean())
+    return float(np.mean(values))
+
+
 # --- networks ------------------------------------------------------------------------------
 
 def test_default_configs_follow_the_spec():
     config = MorpherConfig()
     assert (config.image_size, config.channels, config.res_blocks) == (256, 64, 6)
     assert (config.bottleneck_size, config.bottleneck_channels) == (32, 512)
-    with pytest.raises(PipelineError, match="divisible"):
+    with pytest.raises(PipelineError, match="use --downsamplings 2 or fewer"):
         RotatorConfig(image_size=100)
+    # 64 px halved 6 times is a 1x1 bottleneck, which InstanceNorm cannot normalise.
+    with pytest.raises(PipelineError, match="at least 2x2.*use --downsamplings 5 or fewer"):
+        RotatorConfig(image_size=64, downsamplings=6)
+    combiner = build("combiner", {"image_size": 8, "channels": 1, "downsamplings": 2})
+    image, pose = batch(n=1, size=8)
+    assert combiner.train()(image, image, pose).shape == (1, 4, 8, 8)  # 2x2 is enough
 
 
 @pytest.mark.parametrize("network", ["morpher", "rotator", "combiner"])
@@ -123,6 +187,21 @@ def test_a_rotator_with_zero_flow_resamples_to_the_input():
     with torch.no_grad():
         _, resampled = rotator(image, pose)
     assert torch.allclose(resampled, image, atol=1e-5)
+
+
+def test_flow_beyond_the_image_takes_the_border_pixels():
+    rotator = FaceRotator(RotatorConfig(image_size=32, **SMALL))
+    torch.nn.init.zeros_(rotator.grid_change.weight)
+    image, pose = batch()
+    with torch.no_grad():
+        # Offsets of a whole image width (2 in grid units) sample past the right edge,
+        # then past the top: border padding repeats the last column, then the first row.
+        rotator.grid_change.bias.copy_(torch.tensor([2.0, 0.0]))
+        _, right = rotator(image, pose)
+        rotator.grid_change.bias.copy_(torch.tensor([0.0, -2.0]))
+        _, top = rotator(image, pose)
+    assert torch.allclose(right, image[:, :, :, -1:].expand_as(image), atol=1e-6)
+    assert torch.allclose(top, image[:, :, :1, :].expand_as(image), atol=1e-6)
 
 
 def test_the_morpher_overfits_one_batch():
@@ -163,15 +242,21 @@ def test_parameters_are_picked_by_name(dataset):
         == list(tdata.MORPH_PARAMS)
     with pytest.raises(PipelineError, match="lacks"):
         tdata.parameter_columns(PoseSchema("x", schema.parameters[:2]), tdata.ROTATION_PARAMS)
-    items = tdata.TripleDataset(dataset, "train", "rotator")
-    raw = open_dataset(dataset).split("train")[0]
-    item = items[0]
+
+
+@pytest.mark.parametrize("network", ["morpher", "rotator", "combiner"])
+def test_each_network_gets_its_images_and_pose_columns(dataset, network):
+    raw = open_dataset(dataset).split("train")[1]
+    # The three images and the two halves of the pose differ, so a swap shows.
+    images = [tdata.to_tensor(x) for x in (raw.rest, raw.expression, raw.posed)]
+    assert not any(torch.equal(a, b) for i, a in enumerate(images) for b in images[i + 1:])
+    source, pose, target = raw_batch(dataset, "train", [1], network)
+    assert not torch.equal(raw_batch(dataset, "train", [1], "morpher")[1],
+                           raw_batch(dataset, "train", [1], "rotator")[1])
+    item = tdata.TripleDataset(dataset, "train", network)[1]
     assert item["source"].shape == (4, SIZE, SIZE) and item["pose"].shape == (3,)
-    assert item["pose"].tolist() == [raw.pose[schema.index(n)] for n in tdata.ROTATION_PARAMS]
-    assert torch.equal(item["target"], tdata.to_tensor(raw.posed))
-    morph = tdata.TripleDataset(dataset, "train", "morpher")[0]
-    assert torch.equal(morph["source"], tdata.to_tensor(raw.rest))
-    assert torch.equal(morph["target"], tdata.to_tensor(raw.expression))
+    assert torch.equal(item["source"], source[0]) and torch.equal(item["target"], target[0])
+    assert torch.equal(item["pose"], pose[0]) and item["index"] == 1
 
 
 def test_two_dataloader_workers_return_what_no_workers_return(dataset):
@@ -205,6 +290,32 @@ def test_the_data_order_is_seeded_and_resumable():
     assert straight != take(tdata.EpochOrder(5, seed=2), 12)
 
 
+def test_validation_uses_the_same_examples_spread_over_the_split():
+    picked = loop.validation_indices(1000, 16)
+    assert picked == loop.validation_indices(1000, 16) == sorted(set(picked))
+    assert len(picked) == 16 and picked[0] < 250 and picked[-1] > 750
+    assert loop.validation_indices(5, 16) == [0, 1, 2, 3, 4]
+
+    class Recording(torch.utils.data.Dataset):
+        def __init__(self):
+            self.seen = []
+
+        def __len__(self):
+            return 100
+
+        def __getitem__(self, i):
+            self.seen.append(i)
+            image, pose = batch(n=1, size=8, seed=i)
+            return {"source": image[0], "pose": pose[0], "target": -image[0]}
+
+    data = Recording()
+    model = build("morpher", {"image_size": 8, "channels": 1, "downsamplings": 1})
+    config = loop.RunConfig("morpher", "unused", batch_size=2, val_batches=3, workers=0)
+    first = loop.validate("morpher", model, data, config, torch.device("cpu"), None, None)
+    second = loop.validate("morpher", model, data, config, torch.device("cpu"), None, None)
+    assert data.seen == 2 * loop.validation_indices(100, 6) and first == second
+
+
 # --- training ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("network", ["morpher", "rotator"])
@@ -223,18 +334,76 @@ def test_one_step_from_real_shards(dataset, tmp_path, network):
     assert log[-1]["step"] == 1 and np.isfinite(log[-1]["val_loss"])
 
 
-def test_the_combiner_trains_on_a_frozen_rotator(dataset, rotator_run, tmp_path):
+def test_the_combiner_trains_on_the_frozen_rotators_outputs(dataset, rotator_run, tmp_path,
+                                                           monkeypatch):
     before = load_checkpoint(rotator_run)["model"]
-    result = cli("train", "combiner", "--data", dataset, "--run", tmp_path, "--steps", 1,
+    seen = []
+    original = Combiner.forward
+
+    def spy(self, first, second, pose):
+        seen.append((first.clone(), second.clone(), pose.clone()))
+        return original(self, first, second, pose)
+
+    monkeypatch.setattr(Combiner, "forward", spy)
+    result = cli("train", "combiner", "--data", dataset, "--run", tmp_path, "--steps", 2,
                  "--rotator", rotator_run, *SMALL_ARGS)
     assert result.exit_code == 0, result.output
     assert load_checkpoint(tmp_path)["run_config"]["rotator"] == str(rotator_run.resolve())
     after = load_checkpoint(rotator_run)["model"]
     assert all(torch.equal(before[k], after[k]) for k in before)
-    result = cli("eval", "--data", dataset, "--run", tmp_path, "--max-examples", 1)
+    # Both steps' inputs are the saved rotator's outputs on the examples trained on: the
+    # rotator is the one on disk and does not change while the combiner trains.
+    source, pose, _ = raw_batch(dataset, "train", first_indices(dataset, "train", 4),
+                                "combiner")
+    with torch.no_grad():
+        first, second = network_of(rotator_run)(source, pose)
+    assert len(seen) == 2
+    for step, (a, b, p) in enumerate(seen):
+        rows = slice(2 * step, 2 * step + 2)
+        assert torch.equal(p, pose[rows])
+        assert torch.allclose(a, first[rows], atol=1e-6)
+        assert torch.allclose(b, second[rows], atol=1e-6)
+
+
+def test_a_combiner_refuses_a_rotator_that_changed(dataset, rotator_run, tmp_path):
+    rotator = tmp_path / "rotator"
+    shutil.copytree(rotator_run, rotator)
+    run = tmp_path / "combiner"
+    result = cli("train", "combiner", "--data", dataset, "--run", run, "--steps", 1,
+                 "--rotator", rotator, *SMALL_ARGS)
+    assert result.exit_code == 0, result.output
+    trained_on = load_checkpoint(rotator)
+    assert load_checkpoint(run)["rotator"] == {
+        "run": str(rotator.resolve()), "step": trained_on["step"],
+        "weights_sha256": loop.weights_sha256(trained_on["model"])}
+    original = (rotator / "checkpoint.pt").read_bytes()
+    # The rotator trained on: one weight moved, a step further.
+    changed = load_checkpoint(rotator)
+    changed["step"] += 1
+    changed["model"]["grid_change.bias"] += 0.01
+    torch.save(changed, rotator / "checkpoint.pt")
+    for args in (["train", "combiner", "--data", dataset, "--run", run, "--steps", 2,
+                  *SMALL_ARGS],
+                 ["eval", "--data", dataset, "--run", run, "--max-examples", 1]):
+        result = cli(*args)
+        assert result.exit_code == 1
+        assert f"error: the rotator in {rotator.resolve()} has changed since this combiner " \
+               f"started: it is at step 2" in result.output
+        assert "Put that rotator's checkpoint.pt back" in result.output
+        assert "Traceback" not in result.output
+    assert load_checkpoint(run)["step"] == 1
+    (rotator / "checkpoint.pt").write_bytes(original)
+    result = cli("eval", "--data", dataset, "--run", run, "--max-examples", 1)
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout.splitlines()[-1])["examples"] == 1
-    assert (tmp_path / "eval.json").is_file() and (tmp_path / "eval_grid.png").is_file()
+    assert (run / "eval.json").is_file() and (run / "eval_grid.png").is_file()
+
+
+def test_the_spec_batch_sizes_are_the_defaults():
+    assert loop.RunConfig("morpher", "d").batch_size == loop.RunConfig("rotator", "d").batch_size \
+        == 25
+    assert loop.RunConfig("combiner", "d", rotator="r").batch_size == 20
+    assert loop.RunConfig("combiner", "d", rotator="r", batch_size=3).batch_size == 3
 
 
 def test_the_combiner_without_a_rotator_is_a_clear_error(dataset, tmp_path):
@@ -244,18 +413,56 @@ def test_the_combiner_without_a_rotator_is_a_clear_error(dataset, tmp_path):
     assert "Traceback" not in result.output
 
 
-def test_resume_is_bit_identical(dataset, tmp_path):
-    def run(folder, steps):
-        config, net, checkpoint = resolve(folder, "morpher", {
-            "data": str(dataset), "steps": steps, "batch_size": 2, "workers": 0,
-            "val_every": 0, "seed": 5}, {"image_size": SIZE, **SMALL})
-        train(folder, config, net, checkpoint, progress=False)
+@pytest.fixture
+def sigterm_guard():
+    """SIGTERM that no trainer handles fails the test instead of ending pytest."""
+    def unhandled(signum, frame):
+        raise AssertionError("the trainer does not handle SIGTERM")
 
+    previous = signal.signal(signal.SIGTERM, unhandled)
+    yield unhandled
+    signal.signal(signal.SIGTERM, previous)
+
+
+def sigterm_in_step(monkeypatch, step: int, times: int = 1) -> None:
+    """Send SIGTERM ``times`` times during optimiser step number ``step``."""
+    original = torch.optim.Adam.step
+    calls = []
+
+    def preempted(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == step:
+            for _ in range(times):
+                signal.raise_signal(signal.SIGTERM)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", preempted)
+
+
+def train_morpher(dataset, folder, steps, **options):
+    config, net, checkpoint = resolve(folder, "morpher", {
+        "data": str(dataset), "steps": steps, "batch_size": 2, "workers": 0, "val_every": 0,
+        "seed": 5, **options}, {"image_size": SIZE, **SMALL})
+    train(folder, config, net, checkpoint, progress=False)
+
+
+def test_sigterm_saves_and_a_resumed_run_is_bit_identical(dataset, tmp_path, monkeypatch,
+                                                          sigterm_guard):
+    run = functools.partial(train_morpher, dataset)
     run(tmp_path / "straight", 4)
-    run(tmp_path / "resumed", 2)
+    with monkeypatch.context() as patch:
+        sigterm_in_step(patch, 2)
+        with pytest.raises(PipelineError, match="stopped by SIGTERM at step 2; .* holds step 2"):
+            run(tmp_path / "resumed", 4)
+    assert signal.getsignal(signal.SIGTERM) is sigterm_guard
     halfway = load_checkpoint(tmp_path / "resumed")
     assert halfway["step"] == 2 and halfway["examples_seen"] == 4
+    # A crash after the checkpoint left records of later steps, the last one torn.
+    log = tmp_path / "resumed" / "log.jsonl"
+    with open(log, "a") as f:
+        f.write('{"step": 3, "loss": 9.0}\n{"step": 4, "lo')
     run(tmp_path / "resumed", 4)
+    assert [json.loads(line)["step"] for line in log.read_text().splitlines()] == [2, 4]
     a = load_checkpoint(tmp_path / "straight")
     b = load_checkpoint(tmp_path / "resumed")
     assert a["step"] == b["step"] == 4
@@ -265,6 +472,14 @@ def test_resume_is_bit_identical(dataset, tmp_path):
     for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values(),
                       strict=True):
         assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_a_second_sigterm_stops_at_once(dataset, tmp_path, monkeypatch, sigterm_guard):
+    sigterm_in_step(monkeypatch, 2, times=2)
+    with pytest.raises(PipelineError, match="interrupted at step 1; .* holds step 1: rerun"):
+        train_morpher(dataset, tmp_path, 3, checkpoint_every=1)
+    assert load_checkpoint(tmp_path)["step"] == 1
+    assert not (tmp_path / "checkpoint.pt.tmp").exists()
 
 
 def test_resuming_with_other_settings_is_refused(dataset, tmp_path):
@@ -277,14 +492,32 @@ def test_resuming_with_other_settings_is_refused(dataset, tmp_path):
 
 
 def test_the_perceptual_term_uses_a_local_vgg16_file(dataset, tmp_path):
-    from pipeline.train.loop import VGG16Features
-
+    torch.manual_seed(1)
+    vgg = loop.VGG16Features().eval()  # random weights stand in for VGG16's
     weights = tmp_path / "vgg16.pth"
-    torch.save({f"features.{k}": v for k, v in VGG16Features().features.state_dict().items()},
-               weights)
+    torch.save({f"features.{k}": v for k, v in vgg.features.state_dict().items()}, weights)
     result = cli("train", "morpher", "--data", dataset, "--run", tmp_path / "run", "--steps", 1,
-                 "--vgg16", weights, *SMALL_ARGS)
+                 "--vgg16", weights, "--perceptual-weight", 0.5, *SMALL_ARGS)
     assert result.exit_code == 0, result.output
+    # The logged loss of step 1 is that of the seeded initial weights on the first batch:
+    # L1 + 0.5 * sum over (RGB, alpha as RGB) x (relu1_2, relu2_2, relu3_3) of the mean
+    # squared feature difference, i.e. ||phi(a) - phi(b)||^2 / (C * H * W) per image.
+    checkpoint = load_checkpoint(tmp_path / "run")
+    torch.manual_seed(checkpoint["run_config"]["seed"])
+    model = build("morpher", checkpoint["model_config"])
+    source, pose, target = raw_batch(dataset, "train", first_indices(dataset, "train", 2),
+                                     "morpher")
+    with torch.no_grad():
+        output = model(source, pose)
+        l1 = (output - target).abs().mean().item()
+        perceptual = 0.0
+        for a, b in ((output[:, :3], target[:, :3]),
+                     (output[:, 3:].repeat(1, 3, 1, 1), target[:, 3:].repeat(1, 3, 1, 1))):
+            for fa, fb in zip(vgg(a), vgg(b), strict=True):
+                perceptual += ((fa - fb) ** 2).mean().item()
+    assert perceptual > 0.01 * l1  # far above the tolerance below
+    logged = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[0])["loss"]
+    assert logged == pytest.approx(l1 + 0.5 * perceptual, rel=1e-5, abs=1e-7)
     torch.save({"nothing": torch.zeros(1)}, tmp_path / "bad.pth")
     result = cli("train", "morpher", "--data", dataset, "--run", tmp_path / "bad", "--steps", 1,
                  "--vgg16", tmp_path / "bad.pth", *SMALL_ARGS)
@@ -292,15 +525,74 @@ def test_the_perceptual_term_uses_a_local_vgg16_file(dataset, tmp_path):
 
 
 def test_clear_errors(dataset, tmp_path):
-    result = cli("train", "morpher", "--data", tmp_path / "none", "--run", tmp_path / "r")
-    assert result.exit_code == 1 and "manifest.json does not exist" in result.output
-    result = cli("train", "morpher", "--data", dataset, "--run", tmp_path / "r",
-                 "--image-size", 128, *SMALL_ARGS)
-    assert result.exit_code == 1 and "does not match the data's 64-pixel" in result.output
+    def error(*args):
+        result = cli("train", "morpher", "--data", dataset, "--run", tmp_path / "r", *args)
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert len(result.output.strip().splitlines()) == 1, result.output
+        return result.output
+
+    assert "manifest.json does not exist" in cli(
+        "train", "morpher", "--data", tmp_path / "none", "--run", tmp_path / "r").output
+    assert "does not match the data's 64-pixel" in error("--image-size", 128, *SMALL_ARGS)
+    assert "use --downsamplings 5 or fewer" in error(*SMALL_ARGS, "--downsamplings", 6)
+    assert "error: --device mps: PyTorch cannot use it here" in error("--device", "mps",
+                                                                      *SMALL_ARGS)
     if not torch.cuda.is_available():
-        result = cli("train", "morpher", "--data", dataset, "--run", tmp_path / "r",
-                     "--device", "cuda", *SMALL_ARGS)
-        assert result.exit_code == 1 and "no CUDA device" in result.output
+        assert "no CUDA device" in error("--device", "cuda", *SMALL_ARGS)
+    assert not (tmp_path / "r").exists()  # a failed start leaves no run folder behind
+
+
+@pytest.mark.parametrize("device", ["meta", "mps", "xpu", "cuda:7", "gpu"])
+def test_devices_that_cannot_train_are_refused(device):
+    if device == "cuda:7" and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    with pytest.raises(PipelineError, match=f"{device}.*use (--device )?cpu"):
+        loop.check_device(device)
+    assert loop.check_device("cpu") == torch.device("cpu")
+
+
+def test_a_full_disk_at_checkpoint_time_keeps_the_last_checkpoint(dataset, tmp_path):
+    if not os.path.exists("/dev/full"):
+        pytest.skip("needs /dev/full")
+    args = ["train", "morpher", "--data", dataset, "--run", tmp_path, *SMALL_ARGS]
+    assert cli(*args, "--steps", 1).exit_code == 0
+    checkpoint = tmp_path / "checkpoint.pt"
+    log = (tmp_path / "log.jsonl").read_text()
+    (tmp_path / "checkpoint.pt.tmp").symlink_to("/dev/full")  # every write: ENOSPC
+    result = cli(*args, "--steps", 2)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"error: cannot write checkpoint {checkpoint}: No space left on device (at step " \
+           f"2; the previous checkpoint is kept" in result.output
+    assert load_checkpoint(tmp_path)["step"] == 1
+    assert (tmp_path / "log.jsonl").read_text() == log
+    assert not (tmp_path / "checkpoint.pt.tmp").exists()
+
+
+def test_a_damaged_shard_names_the_example_even_from_a_worker(dataset, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(dataset, data)
+    shard = data / next(e["file"] for e in open_dataset(data).manifest["shards"]
+                        if e["split"] == "train")
+    with open(shard, "r+b") as f:
+        f.truncate(shard.stat().st_size // 2)
+    result = cli("train", "morpher", "--data", data, "--run", tmp_path / "run", "--steps", 1,
+                 *SMALL_ARGS[:-3], "--workers", 1, "--quiet")
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert result.output.startswith("error: train example ")
+    assert str(shard) in result.output and "pipeline verify" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_two_trainers_cannot_share_a_run_folder(dataset, tmp_path):
+    with loop.locked_run(tmp_path):
+        result = cli("train", "morpher", "--data", dataset, "--run", tmp_path, *SMALL_ARGS)
+        assert result.exit_code == 1
+        assert result.output == f"error: another trainer is writing {tmp_path} (it holds " \
+                                f"{tmp_path / 'train.lock'}); wait for it to end or pass " \
+                                f"another --run\n"
+    assert not (tmp_path / "checkpoint.pt").exists()
+    with loop.locked_run(tmp_path):  # free again
+        pass
 
 
 def test_the_commands_import_without_pytorch():
@@ -329,7 +621,17 @@ def test_identical_images_give_rmse_0_and_ssim_1():
     assert (ssim(image, other) < 0.99).all() and (rmse(image, other) > 0.05).all()
 
 
-def test_eval_writes_metrics_and_a_grid(dataset, rotator_run):
+def test_rmse_and_ssim_match_a_computation_written_out():
+    a = np.random.default_rng(0).random((2, 4, 16, 16))
+    b = np.clip(a + 0.2 * np.random.default_rng(1).standard_normal(a.shape), 0, 1)
+    got_ssim = ssim(torch.tensor(a), torch.tensor(b)).tolist()
+    got_rmse = rmse(torch.tensor(a), torch.tensor(b)).tolist()
+    assert got_ssim == pytest.approx([ssim_reference(a[i], b[i]) for i in range(2)], abs=1e-12)
+    assert got_rmse == pytest.approx(np.sqrt(((a - b) ** 2).mean(axis=(1, 2, 3))), abs=1e-12)
+    assert rmse(torch.zeros(1, 1, 2, 2), torch.full((1, 1, 2, 2), 0.5)).item() == 0.5
+
+
+def test_eval_scores_each_output_against_the_ground_truth(dataset, rotator_run):
     from PIL import Image
 
     result = cli("eval", "--data", dataset, "--run", rotator_run, "--batch-size", 2)
@@ -337,8 +639,28 @@ def test_eval_writes_metrics_and_a_grid(dataset, rotator_run):
     metrics = json.loads((rotator_run / "eval.json").read_text())
     assert metrics["network"] == "rotator" and metrics["split"] == "test"
     assert metrics["examples"] == len(open_dataset(dataset).split("test"))
-    assert set(metrics["outputs"]) == {"color_changed", "resampled"}
-    assert 0 <= metrics["rmse"] <= 1 and -1 <= metrics["ssim"] <= 1
+    # The same, computed here: the saved rotator on the raw test examples, in [0, 1].
+    source, pose, target = raw_batch(dataset, "test", range(metrics["examples"]), "rotator")
+    with torch.no_grad():
+        outputs = network_of(rotator_run)(source, pose)
+
+    def unit(x):
+        return ((x.double().numpy() + 1) / 2).clip(0, 1)
+
+    def scores(image):
+        a, b = unit(image), unit(target)
+        return {"rmse": np.sqrt(((a - b) ** 2).mean(axis=(1, 2, 3))).mean(),
+                "ssim": np.mean([ssim_reference(p, q) for p, q in zip(a, b, strict=True)])}
+
+    expected = {"color_changed": scores(outputs[0]), "resampled": scores(outputs[1])}
+    assert metrics["outputs"] == {name: pytest.approx(v, abs=1e-9) for name, v in
+                                  expected.items()}
+    assert (metrics["rmse"], metrics["ssim"]) == (metrics["outputs"]["resampled"]["rmse"],
+                                                  metrics["outputs"]["resampled"]["ssim"])
+    # ...and those differ from each other and from scoring the input: a mix-up shows.
+    candidates = [*expected.values(), scores(source)]
+    assert len({round(c["rmse"], 6) for c in candidates}) == 3
+    assert len({round(c["ssim"], 6) for c in candidates}) == 3
     grid = Image.open(rotator_run / "eval_grid.png")
     assert grid.size == (metrics["examples"] * SIZE, 4 * SIZE)  # input, 2 outputs, truth
     result = cli("eval", "--data", dataset, "--run", rotator_run, "--split", "nope")

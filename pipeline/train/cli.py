@@ -9,6 +9,7 @@ its ``--help``) works without it; a command run without it exits 1 with
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -29,6 +30,15 @@ def _require_torch() -> None:
 _folder = click.Path(file_okay=False, path_type=Path)
 
 
+@contextmanager
+def _interruptible(what: str):
+    """Ctrl-C outside the training loop (which saves first) ends with one error line."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise PipelineError(f"interrupted; {what}") from None
+
+
 @click.command("train")
 @click.argument("network", type=click.Choice(NETWORKS))
 @click.option("--data", type=_folder, required=True, help="Dataset folder (with manifest.json).")
@@ -41,7 +51,8 @@ _folder = click.Path(file_okay=False, path_type=Path)
               help="Train until this many steps in all (a resumed run continues to it). "
                    "[default: 1000]")
 @click.option("--batch-size", type=click.IntRange(min=1),
-              help="[default: 25, the spec's morpher and rotator batch]")
+              help="[default: the spec's: 25 for the morpher and rotator, 20 for the "
+                   "combiner]")
 @click.option("--image-size", type=click.IntRange(min=8),
               help="Network image size; must match the data. [default: the data's]")
 @click.option("--channels", type=click.IntRange(min=1), help="Intermediate channels. "
@@ -73,10 +84,11 @@ def train_command(network, data, run_dir, device, steps, batch_size, image_size,
     """Train the face MORPHER, the face ROTATOR or the COMBINER (spec section 8).
 
     The combiner trains on the outputs of a trained rotator (--rotator).
-    Rerunning on a run folder resumes from its checkpoint exactly.
+    Rerunning on a run folder resumes from its checkpoint exactly. Ctrl-C or
+    SIGTERM saves a checkpoint at the end of the current step, then stops.
     """
     _require_torch()
-    from pipeline.train.loop import resolve, train
+    from pipeline.train.loop import locked_run, resolve, train
 
     run_options = {"data": str(data), "steps": steps, "batch_size": batch_size, "seed": seed,
                    "val_every": val_every, "val_batches": val_batches,
@@ -86,11 +98,12 @@ def train_command(network, data, run_dir, device, steps, batch_size, image_size,
                    "perceptual_weight": perceptual_weight}
     net_options = {"image_size": image_size, "channels": channels,
                    "downsamplings": downsamplings, "res_blocks": res_blocks}
-    config, model_config, checkpoint = resolve(run_dir, network, run_options, net_options)
-    if checkpoint is not None:
-        click.echo(f"{run_dir}: resuming {network} at step {checkpoint['step']}", err=True)
-    summary = train(run_dir, config, model_config, checkpoint, device=device,
-                    progress=not quiet)
+    with _interruptible(f"{run_dir} keeps its last checkpoint"), locked_run(run_dir):
+        config, model_config, checkpoint = resolve(run_dir, network, run_options, net_options)
+        if checkpoint is not None:
+            click.echo(f"{run_dir}: resuming {network} at step {checkpoint['step']}", err=True)
+        summary = train(run_dir, config, model_config, checkpoint, device=device,
+                        progress=not quiet)
     message = f"{run_dir}: {network} at step {summary['step']}"
     if summary["loss"] is not None:
         message += f", loss {summary['loss']:.4f}"
@@ -117,7 +130,9 @@ def eval_command(data, run_dir, split, device, batch_size, max_examples, workers
     _require_torch()
     from pipeline.train.evaluate import evaluate_run
 
-    result = evaluate_run(data, run_dir, split=split, device=device, batch_size=batch_size,
-                          max_examples=max_examples, workers=workers, progress=True)
+    with _interruptible("nothing written"):
+        result = evaluate_run(data, run_dir, split=split, device=device,
+                              batch_size=batch_size, max_examples=max_examples,
+                              workers=workers, progress=True)
     click.echo(json.dumps({k: result[k] for k in ("network", "split", "examples", "step",
                                                   "rmse", "ssim")}))

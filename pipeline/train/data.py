@@ -86,7 +86,8 @@ class TripleDataset(Dataset):
     """One split of a dataset as ``{"source", "pose", "target"}`` items for ``network``.
 
     ``source`` and ``target`` (4, S, S) float32 in [-1, 1]; ``pose`` (3,)
-    float32; ``index`` the example's position in the split.
+    float32; ``index`` the example's position in the split. A shard that
+    cannot be read is a PipelineError naming the example.
     """
 
     def __init__(self, directory: str | os.PathLike, split: str, network: str):
@@ -105,7 +106,12 @@ class TripleDataset(Dataset):
         return len(self.data)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        example = self.data[int(index)]
+        try:
+            example = self.data[int(index)]
+        except (PipelineError, OSError) as error:  # a damaged shard, read in a long run
+            hint = "" if "pipeline verify" in str(error) else \
+                "; run `pipeline verify` on the dataset"
+            raise PipelineError(f"{self.split} example {index}: {error}{hint}") from None
         return {"source": to_tensor(getattr(example, self.source_key)),
                 "pose": torch.from_numpy(example.pose[self.columns].astype(np.float32)),
                 "target": to_tensor(getattr(example, self.target_key)),

@@ -24,7 +24,14 @@ from torch.utils.data import DataLoader
 from pipeline.atomic import atomic_write
 from pipeline.errors import PipelineError
 from pipeline.train.data import TripleDataset, to_image
-from pipeline.train.loop import check_device, forward, frozen_rotator, load_network
+from pipeline.train.loop import (
+    batches_of,
+    check_device,
+    forward,
+    frozen_rotator,
+    load_network,
+    os_reason,
+)
 
 EVAL_JSON = "eval.json"
 EVAL_GRID = "eval_grid.png"
@@ -99,7 +106,9 @@ def evaluate_run(data_dir: str | os.PathLike, run_dir: str | os.PathLike,
 
     Every example of the split is used (or the first ``max_examples``). The
     headline ``rmse`` and ``ssim`` are those of the network's last output (the
-    rotator's resampled image); ``outputs`` has every output's.
+    rotator's resampled image); ``outputs`` has every output's. A combiner is
+    evaluated on the rotator it was trained on: if that rotator's run folder
+    now holds other weights, it is a PipelineError.
     """
     from PIL import Image
 
@@ -113,7 +122,8 @@ def evaluate_run(data_dir: str | os.PathLike, run_dir: str | os.PathLike,
                             f"images, {data_dir} has {data.image_size}")
     rotator = None
     if network == "combiner":
-        rotator = frozen_rotator(checkpoint["run_config"]["rotator"], data.image_size, dev)
+        rotator, _ = frozen_rotator(checkpoint["run_config"]["rotator"], data.image_size, dev,
+                                    expected=checkpoint.get("rotator"))
     names = OUTPUT_NAMES[network]
     scores = {name: {"rmse": [], "ssim": []} for name in names}
     grid: list[list[torch.Tensor]] = [[] for _ in range(len(names) + 2)]
@@ -122,7 +132,8 @@ def evaluate_run(data_dir: str | os.PathLike, run_dir: str | os.PathLike,
                         shuffle=False, num_workers=workers)
     from tqdm import tqdm
 
-    for batch in tqdm(loader, desc=f"evaluating {network}", unit="batch", disable=not progress):
+    for batch in tqdm(batches_of(loader), total=len(loader), desc=f"evaluating {network}",
+                      unit="batch", disable=not progress):
         source, pose, target = (batch[k].to(dev) for k in ("source", "pose", "target"))
         outputs = forward(network, model, source, pose, rotator)  # each (N, 4, S, S)
         for name, output in zip(names, outputs, strict=True):
@@ -140,13 +151,13 @@ def evaluate_run(data_dir: str | os.PathLike, run_dir: str | os.PathLike,
               "ssim": outputs_summary[names[-1]]["ssim"],
               "outputs": outputs_summary,
               "grid_rows": ["input", *names, "ground_truth"]}
-    _write_json(run_dir / EVAL_JSON, result)
     picture = image_grid([torch.cat(row) for row in grid])
-    with atomic_write(run_dir / EVAL_GRID, "wb") as file:
-        Image.fromarray(picture).save(file, format="PNG")
+    try:
+        with atomic_write(run_dir / EVAL_JSON, "w", encoding="utf-8") as file:
+            file.write(json.dumps(result, indent=2) + "\n")
+        with atomic_write(run_dir / EVAL_GRID, "wb") as file:
+            Image.fromarray(picture).save(file, format="PNG")
+    except OSError as error:
+        raise PipelineError(f"cannot write the evaluation into {run_dir}: "
+                            f"{os_reason(error)}") from None
     return result
-
-
-def _write_json(path: Path, value: dict) -> None:
-    with atomic_write(path, "w", encoding="utf-8") as file:
-        file.write(json.dumps(value, indent=2) + "\n")

@@ -4,11 +4,21 @@ One flat loop, :func:`train`, for all three networks. A run lives in its own
 folder: ``checkpoint.pt`` (written atomically) and ``log.jsonl`` (one line per
 validation or checkpoint). The checkpoint holds the network's name and
 config, the run config, the step, the model and optimiser states, the RNG
-states (torch, numpy, python) and the number of examples seen, so a rerun
-on the same folder resumes exactly where the last checkpoint left off: the
-data order is a pure function of the seed and the position (see
-:class:`~pipeline.train.data.EpochOrder`), and on the CPU the weights after
-2 + 2 steps are bit-identical to 4 straight steps.
+states (torch, numpy, python; CUDA for the device in use) and the number of
+examples seen, so a rerun on the same folder resumes exactly where the last
+checkpoint left off: the data order is a pure function of the seed and the
+position (see :class:`~pipeline.train.data.EpochOrder`), and on the CPU the
+weights after 2 + 2 steps are bit-identical to 4 straight steps. On resume,
+log records after the checkpoint's step (written before a crash) are dropped.
+
+SIGINT (Ctrl-C) or SIGTERM stops the run at the end of the current step and
+saves a checkpoint first; a second one stops at once, keeping the last
+checkpoint. The command line holds ``train.lock`` in the run folder
+(:func:`locked_run`), so two trainers never write one run.
+
+A combiner's checkpoint records which rotator it trains on: its run folder,
+step and a hash of its weights. Resuming or evaluating the combiner with a
+rotator that has changed since (trained further, say) is refused.
 
 Losses: the morpher's output, both rotator outputs and the combiner's final
 image against the ground truth, L1 on pixels; with a VGG16 weights file, plus
@@ -21,11 +31,17 @@ keys; only the first 7 convolutions are used).
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
 import random
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -33,7 +49,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 from pipeline.atomic import atomic_write
 from pipeline.errors import PipelineError
@@ -43,7 +59,10 @@ from pipeline.train.nets import build
 
 CHECKPOINT = "checkpoint.pt"
 LOG = "log.jsonl"
+LOCK = "train.lock"
 CHECKPOINT_VERSION = 1
+BATCH_SIZE = {"morpher": 25, "rotator": 25, "combiner": 20}  # the spec's
+VALIDATION_SEED = 0  # picks the validation examples: the same for every run and seed
 
 
 @dataclass(frozen=True)
@@ -52,13 +71,14 @@ class RunConfig:
 
     ``data``: the dataset folder; ``rotator``: the trained rotator's run folder
     (the combiner only); ``vgg16``: a VGG16 weights file for the perceptual
-    term (None: L1 only).
+    term (None: L1 only); ``batch_size`` None: the spec's for the network
+    (:data:`BATCH_SIZE`).
     """
 
     network: str
     data: str
     steps: int = 1000
-    batch_size: int = 25
+    batch_size: int | None = None
     seed: int = 0
     lr: float = 1e-4
     beta1: float = 0.5
@@ -75,6 +95,8 @@ class RunConfig:
         if self.network not in ("morpher", "rotator", "combiner"):
             raise PipelineError(f"unknown network {self.network!r}; choose morpher, rotator "
                                 f"or combiner")
+        if self.batch_size is None:
+            object.__setattr__(self, "batch_size", BATCH_SIZE[self.network])
         for name in ("steps", "batch_size", "val_batches", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise PipelineError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -151,15 +173,41 @@ def load_network(run_dir: str | os.PathLike, device: str = "cpu",
     return model.to(device).eval(), checkpoint
 
 
-def frozen_rotator(run_dir: str, image_size: int, device: str) -> nn.Module:
-    """A trained rotator for the combiner: eval mode, no gradients."""
-    rotator, _ = load_network(run_dir, device, expect="rotator")
+def weights_sha256(state: dict[str, torch.Tensor]) -> str:
+    """A hash of a state dict: every tensor's name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name} {tensor.dtype} {tuple(tensor.shape)}\n".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def frozen_rotator(run_dir: str, image_size: int, device: str | torch.device,
+                   expected: dict | None = None) -> tuple[nn.Module, dict]:
+    """A trained rotator for the combiner (eval mode, no gradients) and what identifies it.
+
+    The identity is ``{"run", "step", "weights_sha256"}``. ``expected``: the
+    identity a combiner recorded when it started; a rotator that differs from
+    it (trained further since, say) is a PipelineError.
+    """
+    rotator, checkpoint = load_network(run_dir, device, expect="rotator")
+    identity = {"run": str(run_dir), "step": int(checkpoint["step"]),
+                "weights_sha256": weights_sha256(checkpoint["model"])}
+    if expected is not None and (expected["step"], expected["weights_sha256"]) != \
+            (identity["step"], identity["weights_sha256"]):
+        raise PipelineError(
+            f"the rotator in {run_dir} has changed since this combiner started: it is at step "
+            f"{identity['step']} (weights {identity['weights_sha256'][:12]}), the combiner "
+            f"was trained on step {expected['step']} (weights {expected['weights_sha256'][:12]}). "
+            f"Put that rotator's checkpoint.pt back in {run_dir}, or start a new combiner "
+            f"run (another --run) on the rotator as it is now")
     if rotator.config.image_size != image_size:
         raise PipelineError(f"the rotator of {run_dir} works on {rotator.config.image_size}-pixel "
                             f"images, the data has {image_size}")
     for p in rotator.parameters():
         p.requires_grad_(False)
-    return rotator
+    return rotator, identity
 
 
 def forward(network: str, model: nn.Module, source: torch.Tensor, pose: torch.Tensor,
@@ -273,73 +321,244 @@ def loss_of(outputs: tuple[torch.Tensor, ...], target: torch.Tensor,
 
 # --- state ---------------------------------------------------------------------------------
 
-def rng_states() -> dict:
+def rng_states(device: torch.device) -> dict:
+    """The RNG states to resume with: torch, numpy, python, and ``device``'s if a GPU."""
     state = {"torch": torch.get_rng_state(), "numpy": list(np.random.get_state()),
              "python": random.getstate()}
     state["numpy"][1] = state["numpy"][1].tolist()  # plain lists load with weights_only
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def set_rng_states(state: dict) -> None:
+def set_rng_states(state: dict, device: torch.device) -> None:
     torch.set_rng_state(state["torch"])
     numpy_state = list(state["numpy"])
     numpy_state[1] = np.array(numpy_state[1], dtype=np.uint32)
     np.random.set_state(tuple(numpy_state))
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    # One device's state; older checkpoints hold a list (every GPU then visible): skipped.
+    if device.type == "cuda" and isinstance(state.get("cuda"), torch.Tensor):
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def os_reason(error: BaseException) -> str | None:
+    """The reason of the OSError in ``error`` or what it was raised from or during, if any.
+
+    torch.save reports a failed write (a full disk) as a RuntimeError raised
+    while handling the OSError, or the other way round.
+    """
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, OSError):
+            return error.strerror or str(error)
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def save_checkpoint(run_dir: Path, *, network: str, model_config: dict, run: RunConfig,
-                    step: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> Path:
-    """Write ``run_dir/checkpoint.pt`` through a tmp file and an atomic rename."""
+                    step: int, model: nn.Module, optimizer: torch.optim.Optimizer,
+                    device: torch.device, rotator: dict | None = None) -> Path:
+    """Write ``run_dir/checkpoint.pt`` through a tmp file and an atomic rename.
+
+    ``rotator``: the combiner's rotator identity (see :func:`frozen_rotator`).
+    A failed write (a full disk) is a PipelineError and leaves the previous
+    checkpoint as it was.
+    """
     target = run_dir / CHECKPOINT
     state = {"version": CHECKPOINT_VERSION, "network": network, "model_config": model_config,
              "run_config": asdict(run), "step": step, "examples_seen": step * run.batch_size,
              "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-             "rng": rng_states()}
-    with atomic_write(target, "wb") as f:
-        torch.save(state, f)
+             "rng": rng_states(device)}
+    if rotator is not None:
+        state["rotator"] = rotator
+    try:
+        with atomic_write(target, "wb") as f:
+            torch.save(state, f)
+    except (OSError, RuntimeError) as error:
+        reason = os_reason(error)
+        if reason is None:
+            raise
+        kept = "the previous checkpoint is kept" if target.exists() else "no checkpoint yet"
+        raise PipelineError(f"cannot write checkpoint {target}: {reason} (at step {step}; "
+                            f"{kept}: free space and rerun to resume)") from None
     return target
 
 
 def _log(run_dir: Path, record: dict) -> None:
-    with open(run_dir / LOG, "a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
+    try:
+        with open(run_dir / LOG, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+    except OSError as error:
+        raise PipelineError(f"cannot write {run_dir / LOG}: {error.strerror or error}") from None
+
+
+def _logged_step(line: str) -> int | None:
+    """The step of one log line; None for a line torn by a crash."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    step = record.get("step") if isinstance(record, dict) else None
+    return step if isinstance(step, int) else None
+
+
+def trim_log(run_dir: Path, step: int) -> None:
+    """Drop the log records after ``step`` (written after the checkpoint a run resumes from).
+
+    The log is rewritten atomically, and only when something is dropped.
+    """
+    path = run_dir / LOG
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    except FileNotFoundError:
+        return
+    except (OSError, UnicodeDecodeError) as error:
+        raise PipelineError(f"cannot read {path}: {error}") from None
+    kept = [line for line in lines
+            if (logged := _logged_step(line)) is not None and logged <= step]
+    if len(kept) == len(lines):
+        return
+    try:
+        with atomic_write(path, "w", encoding="utf-8") as f:
+            f.write("".join(line if line.endswith("\n") else line + "\n" for line in kept))
+    except OSError as error:
+        raise PipelineError(f"cannot rewrite {path}: {error.strerror or error}") from None
+
+
+@contextmanager
+def locked_run(run_dir: str | os.PathLike) -> Iterator[Path]:
+    """Create the run folder and hold its lock file: one trainer per run folder.
+
+    A folder created here is removed again if the block fails before writing to it.
+    """
+    run_dir = Path(run_dir)
+    created = not run_dir.exists()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        file = open(run_dir / LOCK, "a")
+    except OSError as error:
+        raise PipelineError(f"cannot use {run_dir} as a run folder: "
+                            f"{error.strerror or error}") from None
+    with file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise PipelineError(f"another trainer is writing {run_dir} (it holds "
+                                f"{run_dir / LOCK}); wait for it to end or pass another "
+                                f"--run") from None
+        try:
+            yield run_dir
+        except BaseException:
+            if created and [p.name for p in run_dir.iterdir()] == [LOCK]:
+                (run_dir / LOCK).unlink()
+                run_dir.rmdir()
+            raise
 
 
 def check_device(device: str) -> torch.device:
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise PipelineError("--device cuda: PyTorch sees no CUDA device here (a CPU-only build "
-                            "or no GPU); use --device cpu")
+    """``device`` as a torch.device that this machine can allocate on, or a PipelineError."""
     try:
-        return torch.device(device)
-    except RuntimeError as error:
-        raise PipelineError(f"unknown device {device!r}: {error}") from None
+        dev = torch.device(device)
+    except RuntimeError:
+        raise PipelineError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
+    if dev.type == "meta":
+        raise PipelineError("--device meta holds no data and cannot train; use cpu or cuda")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise PipelineError(f"--device {device}: PyTorch sees no CUDA device here (a CPU-only "
+                            f"build or no GPU); use --device cpu")
+    try:
+        torch.empty(0, device=dev)
+    except Exception as error:  # each backend fails its own way (Assertion, NotImplemented...)
+        reason = str(error).strip().split(". ")[0].splitlines()[0] if str(error).strip() \
+            else type(error).__name__
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        choices = "cpu" + (f", or cuda:0 to cuda:{gpus - 1}" if gpus else "")
+        raise PipelineError(f"--device {device}: PyTorch cannot use it here ({reason}); "
+                            f"use --device {choices}") from None
+    return dev
+
+
+class _StopOnSignal:
+    """While entered, SIGINT and SIGTERM set ``self.signal`` (the loop stops at a step boundary).
+
+    A second signal raises KeyboardInterrupt at once. Signals can only be
+    handled in the main thread; elsewhere this does nothing.
+    """
+
+    def __init__(self):
+        self.signal: str | None = None
+        self._previous: dict = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.signal is not None:
+            raise KeyboardInterrupt
+        self.signal = signal.Signals(signum).name
+
+    def __enter__(self) -> _StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def batches_of(loader: DataLoader) -> Iterator[dict]:
+    """The batches of ``loader``; a PipelineError raised in a worker keeps its one-line message.
+
+    (The DataLoader re-raises a worker's error with the worker's traceback as its message.)
+    """
+    iterator = iter(loader)
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except PipelineError as error:
+            message = str(error).rsplit("PipelineError: ", 1)[-1].strip()
+            error.__traceback__ = None  # its frames hold the iterator in a reference cycle
+        else:
+            yield batch
+            continue
+        del iterator  # ends the workers now, not at the next garbage collection
+        raise PipelineError(message)
+
+
+def validation_indices(n: int, k: int) -> list[int]:
+    """``min(n, k)`` examples of a split of ``n``, seeded and sorted, the same every time.
+
+    Spread over the whole split (shards are ordered by model, so the first
+    examples would all come from the first few models).
+    """
+    rng = np.random.default_rng(VALIDATION_SEED)
+    return sorted(rng.choice(n, size=min(n, k), replace=False).tolist())
 
 
 @torch.no_grad()
 def validate(network: str, model: nn.Module, data: TripleDataset, config: RunConfig,
              device: torch.device, rotator: nn.Module | None,
              perceptual: PerceptualLoss | None) -> float:
-    """Mean loss over the first ``val_batches`` batches of ``data``, in eval mode."""
+    """Mean loss per example, in eval mode, over ``val_batches`` batches' worth of ``data``.
+
+    The examples are :func:`validation_indices`: the same at every validation.
+    """
     was_training = model.training
     model.eval()
-    loader = DataLoader(data, batch_size=config.batch_size, shuffle=False,
+    indices = validation_indices(len(data), config.val_batches * config.batch_size)
+    loader = DataLoader(Subset(data, indices), batch_size=config.batch_size, shuffle=False,
                         num_workers=config.workers)
-    total, batches = 0.0, 0
-    for batch in loader:
-        if batches == config.val_batches:
-            break
+    total = 0.0
+    for batch in batches_of(loader):
         source, pose, target = (batch[k].to(device) for k in ("source", "pose", "target"))
-        total += float(loss_of(forward(network, model, source, pose, rotator), target,
-                               perceptual))
-        batches += 1
+        loss = loss_of(forward(network, model, source, pose, rotator), target, perceptual)
+        total += float(loss) * len(source)
     model.train(was_training)
-    return total / max(batches, 1)
+    return total / len(indices)
 
 
 # --- the loop ------------------------------------------------------------------------------
@@ -351,10 +570,16 @@ def train(run_dir: str | os.PathLike, config: RunConfig, model_config: dict | No
 
     ``model_config``: the network config's fields (the image size defaults to
     the dataset's); ``checkpoint``: what :func:`resolve` found in ``run_dir``,
-    to resume from.
+    to resume from. The command line calls both inside :func:`locked_run`.
+    SIGINT or SIGTERM ends the run at the end of the current step: it saves a
+    checkpoint, then raises a PipelineError that says so.
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise PipelineError(f"cannot create run folder {run_dir}: "
+                            f"{error.strerror or error}") from None
     dev = check_device(device)
     network = config.network
     torch.manual_seed(config.seed)
@@ -373,7 +598,11 @@ def train(run_dir: str | os.PathLike, config: RunConfig, model_config: dict | No
     model_config = asdict(model.config)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr,
                                  betas=(config.beta1, config.beta2))
-    rotator = frozen_rotator(config.rotator, data.image_size, dev) if config.rotator else None
+    rotator, rotator_identity = None, None
+    if config.rotator:
+        recorded = checkpoint.get("rotator") if checkpoint is not None else None
+        rotator, rotator_identity = frozen_rotator(config.rotator, data.image_size, dev,
+                                                   expected=recorded)
     perceptual = (PerceptualLoss(load_vgg16(config.vgg16), config.perceptual_weight).to(dev)
                   if config.vgg16 else None)
     step = 0
@@ -381,7 +610,8 @@ def train(run_dir: str | os.PathLike, config: RunConfig, model_config: dict | No
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         step = int(checkpoint["step"])
-        set_rng_states(checkpoint["rng"])
+        set_rng_states(checkpoint["rng"], dev)
+    trim_log(run_dir, step)  # records a crash left after the checkpoint
     model.train()
 
     b = config.batch_size
@@ -397,41 +627,66 @@ def train(run_dir: str | os.PathLike, config: RunConfig, model_config: dict | No
     summary = {"network": network, "start_step": step, "step": step, "loss": None,
                "val_loss": None}
     running, count, since = 0.0, 0, time.perf_counter()
-    batches = iter(loader)
+    saved = step  # the step of the checkpoint on disk
+
+    def log_and_save(validating: bool, saving: bool) -> None:
+        nonlocal running, count, since, saved
+        record = {"step": step, "loss": running / count,
+                  "examples_per_s": count * b / (time.perf_counter() - since)}
+        if validating:
+            record["val_loss"] = validate(network, model, val_data, config, dev, rotator,
+                                          perceptual)
+            summary["val_loss"] = record["val_loss"]
+            bar.write(f"step {step}: loss {record['loss']:.4f}, "
+                      f"validation {record['val_loss']:.4f}", file=sys.stderr)
+        if saving:
+            save_checkpoint(run_dir, network=network, model_config=model_config, run=config,
+                            step=step, model=model, optimizer=optimizer, device=dev,
+                            rotator=rotator_identity)
+            saved = step
+        _log(run_dir, record)
+        running, count, since = 0.0, 0, time.perf_counter()
+
+    batches = batches_of(loader)
+    stop = _StopOnSignal()
     try:
-        while step < config.steps:
-            batch = next(batches)
-            source, pose, target = (batch[k].to(dev, non_blocking=True)
-                                    for k in ("source", "pose", "target"))
-            outputs = forward(network, model, source, pose, rotator)  # each (N, 4, S, S)
-            loss = loss_of(outputs, target, perceptual)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            value = loss.item()
-            running, count = running + value, count + 1
-            summary.update(step=step, loss=value)
-            bar.update(b)
-            bar.set_postfix(loss=f"{value:.4f}", refresh=False)
-            validating = config.val_every and val_data is not None \
-                and step % config.val_every == 0
-            saving = step % config.checkpoint_every == 0 or step == config.steps
-            if validating or saving:
-                record = {"step": step, "loss": running / count,
-                          "examples_per_s": count * b / (time.perf_counter() - since)}
-                if validating:
-                    record["val_loss"] = validate(network, model, val_data, config, dev,
-                                                  rotator, perceptual)
-                    summary["val_loss"] = record["val_loss"]
-                    bar.write(f"step {step}: loss {record['loss']:.4f}, "
-                              f"validation {record['val_loss']:.4f}", file=sys.stderr)
-                if saving:
-                    save_checkpoint(run_dir, network=network, model_config=model_config,
-                                    run=config, step=step, model=model, optimizer=optimizer)
-                _log(run_dir, record)
-                running, count, since = 0.0, 0, time.perf_counter()
+        with stop:
+            while step < config.steps and stop.signal is None:
+                try:
+                    batch = next(batches)
+                except Exception:
+                    if stop.signal is None:
+                        raise
+                    break  # a worker ended by the same Ctrl-C; the weights are at a step
+                source, pose, target = (batch[k].to(dev, non_blocking=True)
+                                        for k in ("source", "pose", "target"))
+                outputs = forward(network, model, source, pose, rotator)  # each (N, 4, S, S)
+                loss = loss_of(outputs, target, perceptual)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                step += 1
+                value = loss.item()
+                running, count = running + value, count + 1
+                summary.update(step=step, loss=value)
+                bar.update(b)
+                bar.set_postfix(loss=f"{value:.4f}", refresh=False)
+                validating = bool(config.val_every) and val_data is not None \
+                    and step % config.val_every == 0
+                saving = step % config.checkpoint_every == 0 or step == config.steps
+                if validating or saving:
+                    log_and_save(validating, saving)
+            if stop.signal is not None:
+                if saved != step:
+                    log_and_save(validating=False, saving=True)
+                where = f"{run_dir / CHECKPOINT} holds step {step}" if step else "nothing saved"
+                raise PipelineError(f"stopped by {stop.signal} at step {step}; {where}: rerun "
+                                    f"the command to resume")
+    except KeyboardInterrupt:
+        where = f"{run_dir / CHECKPOINT} holds step {saved}" if saved else "nothing saved"
+        raise PipelineError(f"interrupted at step {step}; {where}: rerun the command to "
+                            f"resume") from None
     finally:
         bar.close()
-        del batches
+        batches.close()  # ends the DataLoader's workers
     return summary

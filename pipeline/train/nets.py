@@ -29,6 +29,15 @@ from pipeline.errors import PipelineError
 
 IMAGE_CHANNELS = 4  # RGBA
 POSE_SIZE = 3  # three morph params (morpher) or three rotation params (rotator, combiner)
+MIN_BOTTLENECK = 2  # pixels a side: InstanceNorm needs more than one value per channel
+
+
+def max_downsamplings(image_size: int) -> int:
+    """The most halvings of ``image_size`` that stay exact and leave MIN_BOTTLENECK pixels."""
+    d = 0
+    while image_size % 2 ** (d + 1) == 0 and image_size // 2 ** (d + 1) >= MIN_BOTTLENECK:
+        d += 1
+    return d
 
 
 @dataclass(frozen=True)
@@ -49,9 +58,16 @@ class _NetConfig:
                 or self.res_blocks < 0:
             raise PipelineError(f"res_blocks must be a non-negative integer, "
                                 f"got {self.res_blocks!r}")
-        if self.image_size % (2 ** self.downsamplings):
-            raise PipelineError(f"image size {self.image_size} is not divisible by "
-                                f"2**{self.downsamplings} (the downsamplings)")
+        if self.image_size % (2 ** self.downsamplings) \
+                or self.image_size // 2 ** self.downsamplings < MIN_BOTTLENECK:
+            most = max_downsamplings(self.image_size)
+            hint = f"use --downsamplings {most} or fewer" if most else \
+                "use an image size divisible by 4"
+            raise PipelineError(
+                f"{self.downsamplings} downsamplings do not fit {self.image_size}-pixel images: "
+                f"the size must divide by 2**{self.downsamplings} into a bottleneck of at "
+                f"least {MIN_BOTTLENECK}x{MIN_BOTTLENECK} (InstanceNorm needs more than one "
+                f"pixel); {hint}")
 
     @property
     def bottleneck_size(self) -> int:
