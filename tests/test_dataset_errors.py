@@ -7,19 +7,13 @@ from pathlib import Path
 
 import pytest
 import test_generate
-from test_generate import dataset_args, error_lines, run
+from test_generate import copy_of, dataset_args, error_lines, run
 
 from pipeline import dataset_cli
 from pipeline.shards import read_manifest, write_manifest
 
 library = test_generate.library  # fixtures: the sample characters, a reference run
 reference = test_generate.reference
-
-
-def copy_of(reference: Path, tmp_path: Path) -> Path:
-    out = tmp_path / "copy"
-    shutil.copytree(reference, out)
-    return out
 
 
 def truncate(path: Path) -> None:

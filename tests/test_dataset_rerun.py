@@ -11,7 +11,7 @@ from pathlib import Path
 
 import h5py
 import test_generate
-from test_generate import EXAMPLES, dataset_args, digests, error_lines, run
+from test_generate import EXAMPLES, copy_of, dataset_args, digests, error_lines, run
 
 from pipeline import generate
 from pipeline.index import read_index, write_index
@@ -23,19 +23,13 @@ library = test_generate.library  # fixtures: the sample characters, a reference 
 reference = test_generate.reference
 
 
-def fresh_copy(reference: Path, tmp_path: Path) -> Path:
-    out = tmp_path / "out"
-    shutil.copytree(reference, out)
-    return out
-
-
 def model_ids(out: Path) -> list[str]:
     return sorted(m.model_id for m in open_dataset(out).models())
 
 
 def test_a_rerun_with_the_same_settings_keeps_every_shard(library, reference, tmp_path):
     root, index = library
-    out = fresh_copy(reference, tmp_path)
+    out = copy_of(reference, tmp_path)
     before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.h5")}
     result = run(dataset_args(index, root, out))
     assert result.exit_code == 0, result.output
@@ -46,7 +40,7 @@ def test_a_rerun_with_the_same_settings_keeps_every_shard(library, reference, tm
 
 def test_other_settings_render_every_shard_again(library, reference, tmp_path):
     root, index = library
-    out = fresh_copy(reference, tmp_path)
+    out = copy_of(reference, tmp_path)
     result = run(dataset_args(index, root, out, "--seed", 5))
     assert result.exit_code == 0, result.output
     assert "(0 already done)" in result.stderr
@@ -67,7 +61,7 @@ def test_other_settings_render_every_shard_again(library, reference, tmp_path):
 
 def test_a_smaller_shard_size_never_duplicates_a_model(library, reference, tmp_path):
     root, index = library
-    out = fresh_copy(reference, tmp_path)
+    out = copy_of(reference, tmp_path)
     args = dataset_args(index, root, out)
     args[args.index("--models-per-shard") + 1] = 1
     result = run(args)
@@ -79,7 +73,7 @@ def test_a_smaller_shard_size_never_duplicates_a_model(library, reference, tmp_p
 
 def test_shards_left_by_a_larger_plan_are_refused_and_kept(library, reference, tmp_path):
     root, index = library
-    out = fresh_copy(reference, tmp_path)
+    out = copy_of(reference, tmp_path)
     before = digests(out)
     args = dataset_args(index, root, out)
     args[args.index("--models-per-shard") + 1] = 3  # train needs one shard, not two
@@ -91,7 +85,7 @@ def test_shards_left_by_a_larger_plan_are_refused_and_kept(library, reference, t
 
 def test_an_index_change_renders_only_the_shards_it_touches(library, reference, tmp_path):
     root, index = library
-    out = fresh_copy(reference, tmp_path)
+    out = copy_of(reference, tmp_path)
     entries = read_index(index)
     train = sorted(e.model_id for e in entries if e.split == "train")
     moved = {e.model_id: e for e in entries}[train[-1]]  # alone in train-00001
@@ -171,7 +165,7 @@ def test_retry_failed_renders_shards_with_any_failure_again(library, reference, 
 def test_a_run_that_changes_shards_first_removes_the_manifest(library, reference, tmp_path,
                                                               monkeypatch):
     root, index = library
-    out = fresh_copy(reference, tmp_path)
+    out = copy_of(reference, tmp_path)
 
     def interrupted(task, cfg, progress=None):
         raise KeyboardInterrupt
@@ -187,7 +181,7 @@ def test_a_run_that_changes_shards_first_removes_the_manifest(library, reference
 def test_finish_with_a_missing_shard_is_one_error_line(library, reference, tmp_path,
                                                        monkeypatch):
     root, index = library
-    out = fresh_copy(reference, tmp_path)
+    out = copy_of(reference, tmp_path)
     (out / "train-00001.h5").unlink()
 
     def writes_nothing(task, cfg, progress=None):
@@ -210,7 +204,7 @@ def test_a_second_run_on_one_folder_is_refused(library, tmp_path):
 
 def test_a_rerun_removes_temporary_files_a_killed_run_left(library, reference, tmp_path):
     root, index = library
-    out = fresh_copy(reference, tmp_path)
+    out = copy_of(reference, tmp_path)
     for name in ("train-00000.h5.1234.tmp", "train-00000.h5.tmp",
                  "train-00000.h5.failures.json.tmp", "manifest.json.tmp"):
         (out / name).write_bytes(b"half written")
@@ -222,7 +216,7 @@ def test_a_rerun_removes_temporary_files_a_killed_run_left(library, reference, t
 def test_a_rerun_reuses_each_shards_recorded_sha256(library, reference, tmp_path,
                                                     monkeypatch):
     root, index = library
-    out = fresh_copy(reference, tmp_path)
+    out = copy_of(reference, tmp_path)
     record = json.loads((out / "train-00000.h5.failures.json").read_text())
     shard = out / "train-00000.h5"
     assert record["sha256"] == hashlib.sha256(shard.read_bytes()).hexdigest()

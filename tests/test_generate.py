@@ -266,6 +266,13 @@ def test_a_dask_local_cluster_run_equals_the_local_run(library, reference, tmp_p
     assert digests(tmp_path) == digests(reference)
 
 
+def copy_of(dataset: Path, tmp_path: Path) -> Path:
+    """A copy of a finished dataset folder to rerun or damage."""
+    out = tmp_path / "copy"
+    shutil.copytree(dataset, out)
+    return out
+
+
 def error_lines(result) -> list[str]:
     """The ``error:`` lines of a CLI run that ended with status 1 and no traceback."""
     assert result.exit_code == 1, result.output
