@@ -217,11 +217,12 @@ def _is_utf8(text: str) -> bool:
 def _entry_problems(entry: ModelEntry) -> list[tuple[str, str]]:
     """(column, message) for everything wrong with one entry on its own."""
     problems = []
-    for column in COLUMNS:
-        value = getattr(entry, column)
-        if isinstance(value, str) and not _is_utf8(value):
-            problems.append((column, f"{column} {value!r} is not UTF-8 text (a file name "
-                                     "with undecodable bytes?)"))
+    texts = [(column, value) for column in COLUMNS
+             if isinstance(value := getattr(entry, column), str)]
+    if not _is_utf8("".join(value for _, value in texts)):  # one encode for the usual case
+        problems += [(column, f"{column} {value!r} is not UTF-8 text (a file name with "
+                              "undecodable bytes?)") for column, value in texts
+                     if not _is_utf8(value)]
     if not entry.model_id:
         problems.append(("model_id", "model_id is empty"))
     elif re.search(r"[\s/\\]", entry.model_id):
@@ -269,11 +270,17 @@ def _duplicate_problems(keyed: Sequence[tuple[str, ModelEntry]]) -> list[tuple[s
     return problems
 
 
-def check_entries(entries: Sequence[ModelEntry]) -> None:
-    """Raise one :class:`PipelineError` listing every problem of ``entries``."""
+def check_entries(entries: Sequence[ModelEntry], checked: Sequence[ModelEntry] = ()) -> None:
+    """Raise one :class:`PipelineError` listing every problem of ``entries``.
+
+    Rows in ``checked`` (the very objects, e.g. as just read) are known to be
+    fine on their own; only their model_ids and paths are compared with the rest.
+    """
+    known = {id(entry) for entry in checked}
     keyed = [(f"entry {i} ({e.model_id or 'no model_id'})", e) for i, e in enumerate(entries)]
     problems = [f"{where}, column {column}: {message}"
-                for where, entry in keyed for column, message in _entry_problems(entry)]
+                for where, entry in keyed if id(entry) not in known
+                for column, message in _entry_problems(entry)]
     problems += [f"{where}, column {column}: {message}"
                  for where, column, message in _duplicate_problems(keyed)]
     if problems:
@@ -440,8 +447,9 @@ def write_index(path: str | os.PathLike, entries: Sequence[ModelEntry]) -> None:
         _write_entries(Path(path), entries)
 
 
-def _write_entries(path: Path, entries: Sequence[ModelEntry]) -> None:
-    check_entries(entries)
+def _write_entries(path: Path, entries: Sequence[ModelEntry],
+                   checked: Sequence[ModelEntry] = ()) -> None:
+    check_entries(entries, checked)
     _write_atomically(path, _csv_text([COLUMNS, *(_cells(e) for e in entries)]))
 
 
@@ -510,8 +518,9 @@ def modify_index(path: str | os.PathLike,
     if not path.exists():
         raise PipelineError(f"{path}: no such index file")
     with index_lock(path):
-        entries = change(read_index(path))
-        _write_entries(path, entries)
+        current = read_index(path)
+        entries = change(list(current))
+        _write_entries(path, entries, checked=current)  # unchanged rows were checked on reading
     return entries
 
 
