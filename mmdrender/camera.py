@@ -24,6 +24,7 @@ from mmdrender.model import Model
 
 HEAD_BONE = "頭"
 HEAD_WEIGHT = 0.5  # a vertex belongs to the head when more than this is weighted to it
+_SMALLEST_VIEW = 1e-4  # half_height at least this fraction of the largest centre coordinate
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,12 @@ class Camera:
                 raise ValueError(f"Camera.{name} must be a finite number, not {value!r}")
         if self.half_height <= 0:
             raise ValueError(f"Camera.half_height must be positive, not {self.half_height}")
+        # float32 (the GPU's precision) must still tell pixels apart at this scale.
+        scale = max(1.0, abs(self.centre_x), abs(self.centre_y))
+        if self.half_height < _SMALLEST_VIEW * scale:
+            raise ValueError(f"Camera.half_height {self.half_height:g} is too small to draw at "
+                             f"centre ({self.centre_x:g}, {self.centre_y:g}): head bounds this "
+                             "close together frame nothing recognisable; check them")
         if isinstance(self.size, bool) or not isinstance(self.size, int | np.integer):
             raise ValueError(f"Camera.size must be an int, not {self.size!r}")
         if self.size < 1:
@@ -141,7 +148,7 @@ def estimate_head_bounds(model: Model) -> tuple[float, float, float]:
     Raises RenderError when the model has no 頭 bone or no vertex on it.
     """
     head = model.bone_index(HEAD_BONE)
-    explicit = "give head bounds explicitly"
+    explicit = "give head bounds explicitly (mmdrender render: --head-top and --head-bottom)"
     if head is None:
         raise RenderError(f"{model.path}: the model has no 頭 (head) bone; {explicit}")
     vertices = model.vertices

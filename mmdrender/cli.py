@@ -272,7 +272,11 @@ def _render(model_path, output, pose_text, morph_items, map_text, head_top, head
     poser = Poser(model, mapping)
     base = poser.pose(params, morphs)  # checks --pose and --morph before any cell
     if not sheet:
-        picture = Image.fromarray(render(base, camera, shading=shading, **antialias), "RGBA")
+        image = render(base, camera, shading=shading, **antialias)
+        if not image[..., 3].any():
+            click.echo("warning: the image is empty: the head bounds frame no part of the "
+                       "model", err=True)
+        picture = Image.fromarray(image, "RGBA")
     else:
         picture = _pose_sheet(model, poser, params, morphs, camera,
                               functools.partial(render, shading=shading, **antialias))

@@ -14,6 +14,7 @@ yourself::
 from __future__ import annotations
 
 import os
+import warnings
 
 from mmdrender.camera import Camera, estimate_head_bounds
 from mmdrender.gl.context import get_context
@@ -69,6 +70,8 @@ def render(
         if scene is not None:
             scene.release()
         scene = _scenes[key] = renderer.prepare(posed.model)
+        for message in scene.warnings:  # textures drawn without or scaled down
+            warnings.warn(message, stacklevel=2)
     return scene.draw(posed, camera, lights)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -13,5 +14,11 @@ def samples_command(out_dir: Path) -> None:
     """Write the sample characters as OUT_DIR/<name>/<name>.pmx with textures."""
     from mmdrender.samples import write_samples  # numpy geometry: load only when used
 
-    for path in write_samples(out_dir):
+    try:
+        paths = write_samples(out_dir)
+    except OSError as error:
+        click.echo(f"error: cannot write the samples to {out_dir}: "
+                   f"{error.strerror or error}", err=True)
+        sys.exit(1)
+    for path in paths:
         click.echo(str(path))

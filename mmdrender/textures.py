@@ -268,6 +268,9 @@ def _decode(path: Path) -> np.ndarray:
                            "(corrupt or not meant for real-time use); it is refused") from None
     # Pillow's plugins raise OSError, SyntaxError, ValueError, EOFError,
     # struct.error, NotImplementedError... on bad input; all mean "undecodable".
+    except Image.UnidentifiedImageError:
+        raise TextureError(f"{path}: cannot decode texture: not an image format Pillow "
+                           "recognises (truncated, or not an image)") from None
     except Exception as error:
         raise TextureError(f"{path}: cannot decode texture: {error}") from error
     return np.ascontiguousarray(rgba, dtype=np.uint8)

@@ -553,3 +553,73 @@ def test_saved_renders_round_trip_through_png(tmp_path):
     Image.fromarray(image).save(tmp_path / "rest.png")
     assert np.array_equal(np.asarray(Image.open(tmp_path / "rest.png")), image)
     assert SHARED_MODELS.is_dir()
+
+
+# --- review findings: alpha above 1, textures GL refuses, stand-ins, depth ties, N.L ----
+
+
+def test_alpha_above_one_draws_opaque_not_brighter(renderer):
+    """MEIKO's lips store diffuse alpha 99; MMD draws that as opaque, colour unchanged."""
+    opaque = make_model([quad(-0.5, 0.5, -0.5, 0.5)], [material(diffuse=(0.8, 0.4, 0.2, 1))])
+    above = make_model([quad(-0.5, 0.5, -0.5, 0.5)], [material(diffuse=(0.8, 0.4, 0.2, 99))])
+    expected = draw(renderer, opaque)
+    assert tuple(expected[128, 128]) == (204, 102, 51, 255)
+    assert np.array_equal(draw(renderer, above), expected)
+
+
+def test_a_later_material_at_the_same_depth_covers_an_earlier_one(renderer):
+    """MMD's depth test is LEQUAL: decals drawn later on the same surface show."""
+    model = make_model([quad(-0.5, 0.5, -0.5, 0.5), quad(-0.25, 0.25, -0.25, 0.25)],
+                       [material(diffuse=(1, 0, 0, 1)), material(diffuse=(0, 0, 1, 1))])
+    image = draw(renderer, model)
+    assert tuple(image[128, 128]) == (0, 0, 255, 255)
+    assert tuple(image[128, 80]) == (255, 0, 0, 255)
+
+
+def test_a_surface_facing_away_from_the_light_gets_ambient_only(renderer):
+    """Front-facing triangles with normals pointing away: N.L < 0 adds nothing (not darkens)."""
+    p, _, uv, f = quad(-0.5, 0.5, -0.5, 0.5)
+    away = make_model([(p, [[0, 0, -1]] * 4, uv, f)], [material(diffuse=(0.8, 0.4, 0.2, 1))])
+    assert tuple(draw(renderer, away)[128, 128]) == (102, 51, 26, 255)  # half: ambient 0.5
+
+
+def test_an_undecodable_sphere_shared_by_multiply_and_add_gets_each_roles_stand_in(
+        renderer, tmp_path):
+    """The stand-in for a broken sphere is white for multiply and black for add: no change."""
+    (tmp_path / "broken.spa").write_bytes(b"not an image")
+    broken = TextureRef("broken.spa", tmp_path / "broken.spa")
+    quads = [quad(-0.5, 0.0, -0.5, 0.5), quad(0.0, 0.5, -0.5, 0.5)]
+    colours = [(0.8, 0.4, 0.2, 1), (0.2, 0.4, 0.8, 1)]
+    plain = draw(renderer, make_model(quads, [material(diffuse=c) for c in colours]))
+    model = make_model(quads, [material(diffuse=colours[0], sphere=broken,
+                                        sphere_mode=SphereMode.MULTIPLY),
+                               material(diffuse=colours[1], sphere=broken,
+                                        sphere_mode=SphereMode.ADD)])
+    with renderer.prepare(model) as scene:
+        image = scene.draw(PosedModel.rest(model), FRONT_CAMERA)
+        assert scene.warnings and all("<_io" not in w for w in scene.warnings)
+    assert np.array_equal(image, plain)
+
+
+def test_a_texture_wider_than_gl_allows_is_scaled_down_and_blames_no_one_else(
+        gl_context, renderer, tmp_path):  # noqa: F811
+    largest = int(gl_context.info["GL_MAX_TEXTURE_SIZE"])
+    wide = np.zeros((2, largest + 16, 4), np.uint8)
+    wide[..., 0], wide[..., 3] = 200, 255
+    ref = texture_file(tmp_path, wide, "wide.png")
+    model = make_model([quad(-0.5, 0.5, -0.5, 0.5)], [material(texture=ref)])
+    with renderer.prepare(model) as scene:
+        image = scene.draw(PosedModel.rest(model), FRONT_CAMERA)
+        assert any("scaled down" in w for w in scene.warnings), scene.warnings
+    assert tuple(image[128, 128]) == (200, 0, 0, 255)
+    # A GL error some other code left pending is not blamed on the next model.
+    gl_context.texture((largest + 1, 1), 4).release()
+    plain = make_model([quad(-0.5, 0.5, -0.5, 0.5)], [material(diffuse=(1, 0, 0, 1))])
+    assert tuple(draw(renderer, plain)[128, 128]) == (255, 0, 0, 255)
+
+
+@pytest.mark.parametrize("half_height", [1e-39, 1e-7, 1e-4])
+def test_a_view_too_small_to_draw_is_refused(half_height):
+    with pytest.raises(ValueError, match="too small to draw"):
+        Camera(centre_x=0.0, centre_y=17.0, half_height=half_height)
+    Camera(centre_x=0.0, centre_y=17.0, half_height=0.01)  # a 2 cm view of a 17-unit model: fine

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pmx_bytes
 import pytest
@@ -185,3 +187,32 @@ def test_a_real_model_renders_from_the_command_line(tmp_path, gl_context):  # no
     assert result.exit_code == 0, result.output
     image = read(out)
     assert image.shape == (128, 128, 4) and not image[0, 0].any() and image[..., 3].any()
+
+
+def test_textures_that_cannot_be_decoded_are_warnings_naming_the_file(akane, tmp_path, bounds,
+                                                                       gl_context):  # noqa: F811
+    copy = tmp_path / "akane"
+    shutil.copytree(akane.parent, copy)
+    broken = sorted(copy.glob("*.png"))[0]
+    broken.write_bytes(b"garbage")
+    result = run(copy / akane.name, "-o", tmp_path / "out.png", *bounds)
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert any(broken.name in line and "cannot decode texture" in line for line in warnings), \
+        result.stderr
+    assert "<_io" not in result.stderr
+
+
+def test_head_bounds_that_frame_nothing_are_an_error_or_a_warning(akane, tmp_path,
+                                                                  gl_context):  # noqa: F811
+    tiny = run(akane, "-o", tmp_path / "tiny.png", "--head-top", "1e-39", "--head-bottom", "0")
+    assert "too small to draw" in assert_one_line_error(tiny)
+    far = run(akane, "-o", tmp_path / "far.png", "--head-top", "1000", "--head-bottom", "990")
+    assert far.exit_code == 0, far.output
+    assert "warning: the image is empty" in far.stderr
+
+
+def test_samples_into_an_unusable_folder_is_one_error_line(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    result = CliRunner().invoke(main, ["samples", str(tmp_path / "afile" / "sub")])
+    assert "cannot write the samples" in assert_one_line_error(result)

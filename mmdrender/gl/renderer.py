@@ -46,6 +46,7 @@ from importlib import resources
 
 import moderngl
 import numpy as np
+from PIL import Image
 
 from mmdrender.camera import Camera
 from mmdrender.errors import RenderError, TextureError
@@ -375,6 +376,7 @@ class ModelScene:
         self._released = False
         self._material_bytes = b""  # the uniform block as last uploaded
         self._visible = self._alpha_test = self._specular = np.zeros(0, bool)
+        renderer.ctx.error  # noqa: B018  (reading clears an error left by earlier GL calls)
         try:
             self._upload(renderer.ctx, renderer, model)
         except Exception:
@@ -432,23 +434,26 @@ class ModelScene:
         """(GL texture, lowest alpha in [0, 1]) for ``ref`` in ``role``, shared between materials.
 
         A texture that cannot be decoded or uploaded becomes the role's neutral
-        1x1 stand-in, with a warning.
+        1x1 stand-in, with a warning; one larger than this GL allows is scaled
+        down to fit, with a warning. Keyed by role, since stand-ins differ by role.
         """
         sampler = "toon" if role == "toon" else "sphere" if role.startswith("sphere") else "image"
-        key = (sampler, _texture_key(ref))
+        key = (role, _texture_key(ref))
         if key in cache:
             return cache[key]
         try:
-            pixels = load_texture(ref, role)
+            pixels = _fit(load_texture(ref, role), int(ctx.info["GL_MAX_TEXTURE_SIZE"]),
+                          ref.path or role, self.warnings)
         except TextureError as error:
             self.warnings.append(f"{error}; drawn without it")
             pixels = load_texture(None, role)
         height, width = pixels.shape[:2]
-        try:
-            texture = ctx.texture((width, height), 4, np.ascontiguousarray(pixels), alignment=1)
-        except moderngl.Error as error:  # e.g. larger than GL_MAX_TEXTURE_SIZE
+        texture = ctx.texture((width, height), 4, np.ascontiguousarray(pixels), alignment=1)
+        error = ctx.error  # moderngl does not raise when GL refuses the upload
+        if error != "GL_NO_ERROR":
             self.warnings.append(f"{ref.path or role}: cannot upload a {width}x{height} "
                                  f"texture ({error}); drawn without it")
+            texture.release()
             pixels = load_texture(None, role)
             texture = ctx.texture((1, 1), 4, np.ascontiguousarray(pixels), alignment=1)
         self._keep(texture)
@@ -615,6 +620,18 @@ class ModelScene:
 
 def _found(ref: TextureRef | None) -> bool:
     return ref is not None and ref.found
+
+
+def _fit(pixels: np.ndarray, largest: int, name, warnings: list[str]) -> np.ndarray:
+    """``pixels``, scaled down (keeping the aspect) when a side exceeds ``largest``."""
+    height, width = pixels.shape[:2]
+    if max(height, width) <= largest:
+        return pixels
+    scale = largest / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    warnings.append(f"{name}: a {width}x{height} texture is larger than this GL allows "
+                    f"({largest} pixels a side); drawn scaled down to {size[0]}x{size[1]}")
+    return np.asarray(Image.fromarray(pixels, "RGBA").resize(size, Image.Resampling.LANCZOS))
 
 
 def _texture_key(ref: TextureRef):

@@ -71,7 +71,8 @@ void main() {
 #ifdef TEXTURE
     tex = clamp(texture(diffuse_texture, v_uv) * texture_multiply + texture_add, 0.0, 1.0);
 #endif
-    float alpha = diffuse.a * tex.a;
+    // Clamped: some models store alpha above 1 (MEIKO's lips: 99), which MMD draws opaque.
+    float alpha = clamp(diffuse.a * tex.a, 0.0, 1.0);
 #ifdef ALPHA_TEST
     if (alpha < 1.0 / 255.0) {
         discard;  // cut-outs leave no fringe in the depth buffer
