@@ -17,6 +17,7 @@ from pipeline.errors import PipelineError, reports_errors
 from pipeline.generate import (
     FAILURES_CSV,
     RunConfig,
+    crashed_models,
     finish,
     locked,
     plan,
@@ -126,6 +127,11 @@ def _render(tasks, pending, config, workers, backend, root) -> tuple[int, float,
     click.echo(f"{len(tasks)} shards for {sum(len(t.entries) for t in tasks)} models "
                f"({len(tasks) - len(pending)} already done) on {processes}; "
                f"models root {root}", err=True)
+    crashed = sorted(crashed_models(config.out))
+    if crashed:
+        click.echo(f"{len(crashed)} model(s) killed a worker process in an earlier run and are "
+                   f"skipped (--retry-failed tries them again): {', '.join(crashed[:10])}"
+                   + (" ..." if len(crashed) > 10 else ""), err=True)
     start = time.perf_counter()
     rendered, peak_mb = 0, 0.0
     from tqdm import tqdm
@@ -136,7 +142,7 @@ def _render(tasks, pending, config, workers, backend, root) -> tuple[int, float,
             rendered += result.images
             peak_mb = max(peak_mb, result.peak_memory_mb)
             for failure in result.failures:
-                bar.write(f"skipped {failure['model_id']}: {failure['reason']}")
+                bar.write(f"skipped {failure['model_id']}: {failure['reason']}", file=sys.stderr)
     return rendered, time.perf_counter() - start, peak_mb
 
 

@@ -59,6 +59,11 @@ from pipeline.shards import (
 FAILURES_SUFFIX = ".failures.json"  # the shard's record: fingerprint, size, sha256, failures
 FAILURES_CSV = "failures.csv"
 LOCK = ".lock"
+# OUT/.rendering/<model_id> exists while a worker renders that model; one left
+# behind means the process died there (a crash in the GL driver, out of memory).
+RENDERING = ".rendering"
+CRASH_REASON = ("its worker process died while rendering it (a crash in the GL driver, or out "
+                "of memory?); skipped (--retry-failed tries it again)")
 MORPH_PARAMETERS = ("eye_left", "eye_right", "mouth")
 
 
@@ -221,12 +226,14 @@ def is_done(task: ShardTask, config: RunConfig, retry_failed: bool = False) -> b
 # ------------------------------------------------------------------ one worker
 
 def render_shard(task: ShardTask, config: RunConfig,
-                 progress: Callable[[int], object] | None = None) -> ShardResult:
+                 progress: Callable[[int], object] | None = None,
+                 crashed: frozenset[str] = frozenset()) -> ShardResult:
     """Render one shard and its record; a model that fails is recorded and left out.
 
     ``progress``, when given, is called with each model's image count once the
-    model is done (rendered or failed). A shard that cannot be written (a full
-    disk) is a PipelineError and leaves no shard file behind.
+    model is done (rendered or failed). Models in ``crashed`` (ids) killed a
+    worker before and are recorded as failed without rendering. A shard that
+    cannot be written (a full disk) is a PipelineError and leaves no shard file.
     """
     result = ShardResult(task)
     out = Path(config.out)
@@ -238,7 +245,7 @@ def render_shard(task: ShardTask, config: RunConfig,
         with ShardWriter(shard, config.schema, config.size, config.renderer_settings(),
                          config.seed, task.split, fingerprint=tag) as writer:
             for entry, examples in zip(task.entries, task.examples, strict=True):
-                failure = _add_model(writer, entry, config, examples)
+                failure = _add_model(writer, entry, config, examples, crashed)
                 if failure:
                     result.failures.append(failure)
                 else:
@@ -257,13 +264,19 @@ def render_shard(task: ShardTask, config: RunConfig,
 
 
 def _add_model(writer: ShardWriter, entry: ModelEntry, config: RunConfig,
-               examples: int) -> dict | None:
+               examples: int, crashed: frozenset[str] = frozenset()) -> dict | None:
     """Render one model into the shard; its failure record if it cannot be used.
 
     A model that fails half way leaves nothing in the shard. ``retry`` marks a
     failure whose cause is the file, not the index: a rerun tries it again.
+    While the model renders, a marker file names it (see :func:`crashed_models`).
     """
     failure = {"model_id": entry.model_id, "path": entry.path}
+    if entry.model_id in crashed:
+        return {**failure, "reason": CRASH_REASON}
+    marker = Path(config.out) / RENDERING / entry.model_id
+    marker.parent.mkdir(exist_ok=True)
+    marker.touch()
     try:
         path = resolve_model_path(entry, config.models_root)
         problem = _file_problem(entry, path)
@@ -273,7 +286,17 @@ def _add_model(writer: ShardWriter, entry: ModelEntry, config: RunConfig,
     except (MMDRenderError, PipelineError) as error:
         writer.rollback()
         return {**failure, "reason": str(error)}
+    finally:
+        marker.unlink(missing_ok=True)  # left behind only when the process dies
     return {**failure, "reason": problem, "retry": True} if problem else None
+
+
+def crashed_models(out: Path) -> frozenset[str]:
+    """Ids of the models a worker process was rendering when it died."""
+    try:
+        return frozenset(path.name for path in (Path(out) / RENDERING).iterdir())
+    except FileNotFoundError:
+        return frozenset()
 
 
 def _file_problem(entry: ModelEntry, path: Path) -> str | None:
@@ -391,7 +414,8 @@ def start_run(tasks: list[ShardTask], config: RunConfig,
               retry_failed: bool = False) -> list[ShardTask]:
     """The tasks to render, after readying the output folder; call it under :func:`locked`.
 
-    Removes the temporary files a killed run left. Refuses when the folder holds
+    Removes the temporary files a killed run left (and, with ``retry_failed``,
+    the marks of models that killed a worker). Refuses when the folder holds
     shards no task writes (left by a run with another index or shard size:
     they would stay beside the new ones), so nothing is lost or mixed up. When
     any shard is to be rendered, removes ``manifest.json`` and ``failures.csv``:
@@ -410,6 +434,9 @@ def start_run(tasks: list[ShardTask], config: RunConfig,
             f"left by an earlier run with another index or --models-per-shard: {shown}; move "
             f"them (with their {FAILURES_SUFFIX} files) out of the folder or delete them, or "
             "use another --out")
+    if retry_failed:  # models that killed a worker get another chance too
+        for marker in crashed_models(out):
+            (out / RENDERING / marker).unlink(missing_ok=True)
     pending = [task for task in tasks if not is_done(task, config, retry_failed)]
     if pending:
         for name in (MANIFEST, FAILURES_CSV):
@@ -424,20 +451,64 @@ def run_tasks(tasks: list[ShardTask], config: RunConfig, workers: int = 1,
 
     ``progress``, when given, is called here with image counts as work gets
     done: per model in this process and with loky, per shard with Dask.
+
+    A model that kills its worker process (a crash in the GL driver) must not
+    stop a run of thousands: with loky, when a worker dies, the models then
+    being rendered are suspects; their shards are rendered again one at a time,
+    so a second death names the model, which is then recorded as failed
+    (:data:`CRASH_REASON`) and skipped, also by later runs (the marker stays).
+    In this process a crash ends the run, and the next run skips the model.
     """
+    crashed = crashed_models(config.out)
     if workers == 1 and backend == "loky":
         for task in tasks:
-            yield render_shard(task, config, progress)
+            yield render_shard(task, config, progress, crashed)
         return
-    from joblib import Parallel, delayed, parallel_config
+    from joblib.externals.loky.process_executor import TerminatedWorkerError
 
     forward = progress if backend == "loky" else None
-    with _from_workers(forward) as report, parallel_config(backend=backend, n_jobs=workers):
-        for result in Parallel(return_as="generator_unordered")(
-                delayed(render_shard)(task, config, report) for task in tasks):
-            if report is None and progress is not None:
-                progress(result.task.images)
-            yield result
+    remaining = list(tasks)
+    with _from_workers(forward) as report:
+        def pool(batch: list[ShardTask], jobs: int) -> Iterator[ShardResult]:
+            for result in _parallel(batch, config, backend, jobs, report, crashed):
+                if report is None and progress is not None:
+                    progress(result.task.images)
+                remaining.remove(result.task)
+                yield result
+
+        try:
+            yield from pool(remaining, workers)
+            return
+        except TerminatedWorkerError:
+            if backend != "loky":
+                raise
+        suspects = crashed_models(config.out) - crashed
+        if not suspects:
+            raise PipelineError("a worker process died while no model was being rendered "
+                                "(out of memory?); rerun to go on: finished shards are kept")
+        for model_id in suspects:  # only suspects: every worker was stopped at once
+            (Path(config.out) / RENDERING / model_id).unlink(missing_ok=True)
+        for task in [t for t in remaining if {e.model_id for e in t.entries} & suspects]:
+            while task in remaining:  # alone in one worker: a death names its model
+                try:
+                    yield from pool([task], 2)
+                except TerminatedWorkerError:
+                    culprits = crashed_models(config.out) - crashed
+                    if not culprits:
+                        raise PipelineError("a worker process died while no model was being "
+                                            "rendered (out of memory?); rerun to go on: "
+                                            "finished shards are kept") from None
+                    crashed |= culprits
+        yield from pool(remaining, workers)
+
+
+def _parallel(tasks: list[ShardTask], config: RunConfig, backend: str, jobs: int,
+              report: Callable | None, crashed: frozenset[str]) -> Iterator[ShardResult]:
+    from joblib import Parallel, delayed, parallel_config
+
+    with parallel_config(backend=backend, n_jobs=jobs):
+        yield from Parallel(return_as="generator_unordered")(
+            delayed(render_shard)(task, config, report, crashed) for task in tasks)
 
 
 @contextmanager

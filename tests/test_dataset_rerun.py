@@ -167,7 +167,7 @@ def test_a_run_that_changes_shards_first_removes_the_manifest(library, reference
     root, index = library
     out = copy_of(reference, tmp_path)
 
-    def interrupted(task, cfg, progress=None):
+    def interrupted(task, cfg, *rest):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(generate, "render_shard", interrupted)
@@ -184,7 +184,7 @@ def test_finish_with_a_missing_shard_is_one_error_line(library, reference, tmp_p
     out = copy_of(reference, tmp_path)
     (out / "train-00001.h5").unlink()
 
-    def writes_nothing(task, cfg, progress=None):
+    def writes_nothing(task, cfg, *rest):
         return generate.ShardResult(task)
 
     monkeypatch.setattr(generate, "render_shard", writes_nothing)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import shutil
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -104,11 +106,11 @@ def test_kill_and_resume_gives_identical_shards(library, reference, tmp_path, mo
     real = generate.render_shard
     calls = []
 
-    def crash_on_second(task, cfg, progress=None):
+    def crash_on_second(task, cfg, *rest):
         calls.append(task.name)
         if len(calls) == 2:
             raise KeyboardInterrupt  # as Ctrl-C mid-run
-        return real(task, cfg, progress)
+        return real(task, cfg, *rest)
 
     monkeypatch.setattr(generate, "render_shard", crash_on_second)
     interrupted = run(dataset_args(index, root, tmp_path))
@@ -426,3 +428,54 @@ def test_a_nearly_full_disk_is_reported_before_hdf5_fails(library, tmp_path, mon
     [line] = error_lines(result)
     assert "the disk is full" in line and "free some space" in line
     assert not list(tmp_path.glob("*.h5*"))
+
+
+CRASHER = '''
+import os
+import signal
+
+if os.environ.get("THA_TEST_CRASH_MODEL"):
+    import pipeline.generate as generate
+
+    real = generate.render_model
+
+    def render_model(entry, *args, **kwargs):
+        if entry.model_id == os.environ["THA_TEST_CRASH_MODEL"]:
+            os.kill(os.getpid(), signal.SIGSEGV)  # as a crash in the GL driver would
+        return real(entry, *args, **kwargs)
+
+    generate.render_model = render_model
+'''
+
+
+def test_a_model_that_kills_its_worker_is_found_skipped_and_stays_skipped(
+        library, reference, tmp_path, monkeypatch):
+    """A segfault in one model's rendering must not stop a run of thousands."""
+    from joblib.externals.loky import get_reusable_executor
+
+    root, index = library
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(CRASHER)  # runs in every new worker process
+    victim = read_index(index)[1].model_id
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(hook), *sys.path]))
+    monkeypatch.setenv("THA_TEST_CRASH_MODEL", victim)
+    get_reusable_executor().shutdown(wait=True)  # new workers, which see the hook
+    out = tmp_path / "out"
+    try:
+        result = run(dataset_args(index, root, out, workers=2))
+    finally:
+        get_reusable_executor().shutdown(wait=True)
+    assert result.exit_code == 0, result.output
+    assert f"skipped {victim}: its worker process died" in result.stderr
+    with open(out / "failures.csv", newline="", encoding="utf-8") as file:
+        failed = [row["model_id"] for row in csv.DictReader(file)]
+    assert failed == [victim]
+    others = sorted(e.model_id for e in read_index(index) if e.model_id != victim)
+    assert sorted({m.model_id for m in open_dataset(out).models()}) == others
+    # The next run (no crash hook now) keeps it skipped, says so, and renders nothing.
+    monkeypatch.delenv("THA_TEST_CRASH_MODEL")
+    again = run(dataset_args(index, root, out))
+    assert again.exit_code == 0, again.output
+    assert "killed a worker process in an earlier run and are skipped" in again.stderr
+    assert "rendered 0 images" in again.output
