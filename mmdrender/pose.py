@@ -124,6 +124,11 @@ class Poser:
         if changes.vertex_offsets is not None:
             positions = positions + changes.vertex_offsets
         uvs = rest.uvs if changes.uv_offsets is None else rest.uvs + changes.uv_offsets
+        sub_uvs = None  # additional UV 1, for sub-textures: only when a morph moves it
+        extra = changes.extra_uv_offsets
+        if extra is not None and extra.shape[1] > 0 and extra[:, 0, :2].any():
+            sub_uvs = rest.extra_uvs[:, 0, :2] + extra[:, 0, :2]
+            sub_uvs.setflags(write=False)
         rotations = self._rotations(values, changes.bone_rotations)
         normals = rest.normals
         if rotations is not None or changes.bone_translations is not None:
@@ -131,7 +136,7 @@ class Poser:
             positions, normals = self._skin(positions, normals, skin)
         for array in (positions, normals, uvs):
             array.setflags(write=False)
-        return PosedModel(self.model, positions, normals, uvs, changes.materials)
+        return PosedModel(self.model, positions, normals, uvs, changes.materials, sub_uvs)
 
     def _check_params(self, params: Mapping[str, float]) -> dict[str, float]:
         values = dict.fromkeys(POSE_PARAMETERS, 0.0)

@@ -19,8 +19,9 @@ class MaterialState:
 
     diffuse, edge_colour: (M, 4). specular, ambient: (M, 3). specular_power,
     edge_size: (M,). texture_multiply/add, sphere_multiply/add, toon_multiply/add:
-    (M, 4) RGBA factors the shader applies to each texture's sample as
-    ``sample * multiply + add`` (identity: ones and zeros).
+    (M, 4) RGBA factors (identity: ones and zeros) the shader applies to each
+    texture sample's RGB as MMD does, ``mix(neutral, rgb * multiply.rgb + add.rgb,
+    multiply.a + add.a)`` (see material.frag.glsl); the sample's alpha is untouched.
     """
 
     diffuse: np.ndarray
@@ -65,7 +66,9 @@ class PosedModel:
 
     positions, normals: (V, 3) float32 in the project frame (normals unit length).
     uvs: (V, 2) float32 after UV morphs. materials: after material morphs.
-    ``model`` supplies faces, material order, flags and textures.
+    sub_uvs: (V, 2) float32, additional UV 1 (x, y) after UV morphs on it (what a
+    sphere-mode-3 sub-texture is read with), or None when no morph moved it (the
+    model's own). ``model`` supplies faces, material order, flags and textures.
     """
 
     model: Model
@@ -73,6 +76,7 @@ class PosedModel:
     normals: np.ndarray
     uvs: np.ndarray
     materials: MaterialState
+    sub_uvs: np.ndarray | None = None
 
     @classmethod
     def rest(cls, model: Model) -> PosedModel:

@@ -5,9 +5,11 @@ Expected colours come from the formulas at the top of
 directly: Phong ``base * (ambient + directional * max(N.L, 0))`` with ``base =
 diffuse * texture`` (sphere ``*`` or ``+`` before lighting); toon
 ``clamp(diffuse * (ambient + directional)) * texture * sphere * toon(v = 0.5 -
-0.5 * N.L)``; every texture sample scaled by its material-morph factors as
-``sample * multiply + add``. Pixels are read well inside flat regions, away from
-the anti-aliased edges and the textures' own colour boundaries.
+0.5 * N.L)``; every texture sample's RGB scaled by its material-morph factors
+as ``clamp(mix(neutral, rgb * multiply + add, multiply.a + add.a))``, which is
+``rgb * multiply + add`` for the opaque factors used here. Pixels are read well
+inside flat regions, away from the anti-aliased edges and the textures' own
+colour boundaries.
 """
 
 from __future__ import annotations
@@ -151,7 +153,8 @@ def test_a_material_morph_multiplies_and_adds_to_the_texture(phong, tmp_path):
 
 
 def test_a_material_morph_scales_and_offsets_the_sphere_map(phong, tmp_path):
-    """Both sphere modes apply ``clamp(sphere * multiply + add)``, before lighting."""
+    """Both sphere modes apply ``clamp(sphere * multiply + add)`` (opaque factors), before
+    lighting."""
     ref = texture_file(tmp_path, uniform_image((60, 120, 200, 255)), "sphere.png")
     model = make_model(
         [quad(*LEFT, -0.5, 0.5), quad(*RIGHT, -0.5, 0.5)],

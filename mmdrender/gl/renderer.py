@@ -398,7 +398,9 @@ class ModelScene:
             sub_uvs = extra[:, 0, :2]
         else:
             sub_uvs = np.zeros((size, 2), np.float32)
-        self._sub_uvs = self._keep(ctx.buffer(np.ascontiguousarray(sub_uvs, dtype=np.float32)))
+        self._rest_sub_uvs = np.ascontiguousarray(sub_uvs, dtype=np.float32)
+        self._sub_uvs = self._keep(ctx.buffer(self._rest_sub_uvs, dynamic=True))
+        self._sub_uvs_drawn = None  # the posed additional UV 1 in the buffer; None: the rest
         faces = np.ascontiguousarray(model.faces, dtype=np.int32)
         self._indices = self._keep(ctx.buffer(faces if faces.size else np.zeros(3, np.int32)))
         materials = model.materials
@@ -410,6 +412,7 @@ class ModelScene:
         self._has_texture = np.zeros(len(materials), bool)
         self._texture_alpha = np.ones(len(materials), np.float32)  # lowest texture alpha
         self._calls: list[_DrawCall] = []
+        self._uses_sub_uvs = False
         for i, m in enumerate(materials):
             has_sphere = m.sphere_mode != SphereMode.NONE and _found(m.sphere)
             variant = ShaderVariant(
@@ -422,7 +425,10 @@ class ModelScene:
                 diffuse, self._texture_alpha[i] = self._texture(ctx, m.texture, "diffuse", cache)
             if has_sphere:
                 role = "sphere_add" if m.sphere_mode == SphereMode.ADD else "sphere_multiply"
-                sphere, _ = self._texture(ctx, m.sphere, role, cache)
+                # A sub-texture is an image read by UV (wrapped, mip-mapped), not a sphere map.
+                sub_texture = m.sphere_mode == SphereMode.SUBTEXTURE
+                self._uses_sub_uvs |= sub_texture and m.face_count > 0
+                sphere, _ = self._texture(ctx, m.sphere, role, cache, image=sub_texture)
             if variant.toon_ramp:
                 toon_texture, _ = self._texture(ctx, m.toon, "toon", cache)
             self._has_texture[i] = variant.texture
@@ -430,15 +436,18 @@ class ModelScene:
                 self._calls.append(_DrawCall(i, 3 * m.face_start, 3 * m.face_count, variant,
                                              (diffuse, sphere, toon_texture)))
 
-    def _texture(self, ctx: moderngl.Context, ref: TextureRef, role: str, cache: dict):
+    def _texture(self, ctx: moderngl.Context, ref: TextureRef, role: str, cache: dict,
+                 image: bool = False):
         """(GL texture, lowest alpha in [0, 1]) for ``ref`` in ``role``, shared between materials.
 
         A texture that cannot be decoded or uploaded becomes the role's neutral
         1x1 stand-in, with a warning; one larger than this GL allows is scaled
-        down to fit, with a warning. Keyed by role, since stand-ins differ by role.
+        down to fit, with a warning. Keyed by role, since stand-ins differ by role,
+        and by sampling. ``image``: sample like a diffuse texture (a sphere-mode-3
+        sub-texture) whatever the role.
         """
-        sampler = "toon" if role == "toon" else "sphere" if role.startswith("sphere") else "image"
-        key = (role, _texture_key(ref))
+        image = image or role == "diffuse"
+        key = (role, image, _texture_key(ref))
         if key in cache:
             return cache[key]
         try:
@@ -457,7 +466,7 @@ class ModelScene:
             pixels = load_texture(None, role)
             texture = ctx.texture((1, 1), 4, np.ascontiguousarray(pixels), alignment=1)
         self._keep(texture)
-        if sampler == "image":
+        if image:
             texture.build_mipmaps()  # MMD's samplers wrap and mip-map
             texture.filter = (moderngl.LINEAR_MIPMAP_LINEAR, moderngl.LINEAR)
         else:
@@ -508,6 +517,7 @@ class ModelScene:
         self._positions.write(positions)
         self._normals.write(normals)
         self._uvs.write(uvs)
+        self._write_sub_uvs(posed.sub_uvs, count)
         self._write_materials(posed.materials)
 
         lights = lights if lights is not None else renderer.lights
@@ -565,6 +575,23 @@ class ModelScene:
             raise RenderError(f"{self.model.path}: OpenGL reported {error} while drawing")
         return image
 
+    def _write_sub_uvs(self, sub_uvs, count: int) -> None:
+        """Put the pose's additional UV 1 (None: the model's own) in the buffer, when it changed.
+
+        Only sub-texture materials read it, so a model without one skips the upload.
+        """
+        if not self._uses_sub_uvs:
+            return
+        if sub_uvs is None:
+            if self._sub_uvs_drawn is not None:
+                self._sub_uvs.write(self._rest_sub_uvs)
+                self._sub_uvs_drawn = None
+            return
+        sub_uvs = _vertex_array(sub_uvs, (count, 2), "sub_uvs")
+        if self._sub_uvs_drawn is None or not np.array_equal(sub_uvs, self._sub_uvs_drawn):
+            self._sub_uvs.write(sub_uvs)
+            self._sub_uvs_drawn = sub_uvs.copy()
+
     def _write_materials(self, state) -> None:
         """Upload the per-material uniform block (when it changed); derive how each draws."""
         count = len(self.model.materials)
@@ -594,10 +621,8 @@ class ModelScene:
             self._material_bytes = data
 
         alpha = diffuse[:, 3]
-        # Texture alpha after the factors spans [lowest, 1] * multiply + add (monotonic).
-        a_mul, a_add = tex_multiply[:, 3], tex_add[:, 3]
-        low = np.minimum(self._texture_alpha * a_mul + a_add, a_mul + a_add)
-        low = np.where(self._has_texture, np.clip(low, 0.0, 1.0), 1.0)
+        # The texture factors leave the texture's alpha alone (see the shader).
+        low = np.where(self._has_texture, self._texture_alpha, 1.0)
         with np.errstate(invalid="ignore"):
             self._visible = alpha >= np.float32(ALPHA_VISIBLE)
             self._alpha_test = ~(alpha * low >= _NO_TEST_ALPHA)

@@ -10,6 +10,11 @@
 // Both:
 //   colour += material specular * directional * max(N.H, 0)^power   (power > 0)
 //   alpha   = material alpha * texture alpha
+// Material-morph texture factors (PMX テクスチャ/スフィア/Toon係数, multiply m and
+// add a, identity m = 1, a = 0) act on a sample's RGB only, as MMEffect's full.fx
+// applies them: rgb = clamp(mix(neutral, rgb * m.rgb + a.rgb, m.a + a.a), 0, 1),
+// neutral 0 for an additive sphere map and 1 otherwise; the sample's alpha is
+// left as it is.
 //
 // The material's diffuse colour is also its ambient coefficient, so a surface
 // facing the viewer under the default lights (0.5 ambient + 0.5 along -z)
@@ -38,7 +43,7 @@
 layout(std140) uniform Material {
     vec4 diffuse;           // RGBA after material morphs
     vec4 specular;          // RGB, specular power
-    vec4 texture_multiply;  // texture sample * multiply + add
+    vec4 texture_multiply;  // factors on the texture sample's RGB (see tinted())
     vec4 texture_add;
     vec4 sphere_multiply;
     vec4 sphere_add;
@@ -66,10 +71,16 @@ in vec2 v_sub_uv;
 
 out vec4 frag_colour;
 
+// A sample's RGB after its material-morph factors; ``neutral`` is what weight 0 gives.
+vec3 tinted(vec3 rgb, vec4 multiply, vec4 add, float neutral) {
+    return clamp(mix(vec3(neutral), rgb * multiply.rgb + add.rgb, multiply.a + add.a), 0.0, 1.0);
+}
+
 void main() {
     vec4 tex = vec4(1.0);
 #ifdef TEXTURE
-    tex = clamp(texture(diffuse_texture, v_uv) * texture_multiply + texture_add, 0.0, 1.0);
+    tex = texture(diffuse_texture, v_uv);
+    tex.rgb = tinted(tex.rgb, texture_multiply, texture_add, 1.0);
 #endif
     // Clamped: some models store alpha above 1 (MEIKO's lips: 99), which MMD draws opaque.
     float alpha = clamp(diffuse.a * tex.a, 0.0, 1.0);
@@ -96,20 +107,17 @@ void main() {
 #else
     vec2 sphere_uv = vec2(0.5 + 0.5 * n.x, 0.5 - 0.5 * n.y);
 #endif
-    vec3 sphere = clamp(texture(sphere_texture, sphere_uv) * sphere_multiply + sphere_add,
-                        0.0, 1.0).rgb;
 #if SPHERE_MODE == 2
-    colour += sphere;
+    colour += tinted(texture(sphere_texture, sphere_uv).rgb, sphere_multiply, sphere_add, 0.0);
 #else
-    colour *= sphere;
+    colour *= tinted(texture(sphere_texture, sphere_uv).rgb, sphere_multiply, sphere_add, 1.0);
 #endif
 #endif
 #ifdef TOON
 #ifdef TOON_RAMP
     float ndl = dot(n, light_to);
-    vec3 toon = clamp(texture(toon_texture, vec2(0.5, 0.5 - 0.5 * ndl)) * toon_multiply
-                      + toon_add, 0.0, 1.0).rgb;
-    colour *= toon;
+    colour *= tinted(texture(toon_texture, vec2(0.5, 0.5 - 0.5 * ndl)).rgb, toon_multiply,
+                     toon_add, 1.0);
 #endif
 #else
     colour *= light_ambient + light_directional * max(dot(n, light_to), 0.0);
