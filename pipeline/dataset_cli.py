@@ -23,6 +23,7 @@ from pipeline.generate import (
     plan,
     run_tasks,
     start_run,
+    suspect_models,
     total_images,
 )
 from pipeline.index import models_root as default_models_root
@@ -127,6 +128,11 @@ def _render(tasks, pending, config, workers, backend, root) -> tuple[int, float,
     click.echo(f"{len(tasks)} shards for {sum(len(t.entries) for t in tasks)} models "
                f"({len(tasks) - len(pending)} already done) on {processes}; "
                f"models root {root}", err=True)
+    suspects = sorted(suspect_models(config.out))
+    if suspects:
+        click.echo(f"{len(suspects)} model(s) were being rendered when an earlier run ended; "
+                   "their shards are rendered first, one at a time, to check whether one of them "
+                   "kills its worker", err=True)
     crashed = sorted(crashed_models(config.out))
     if crashed:
         click.echo(f"{len(crashed)} model(s) killed a worker process in an earlier run and are "

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import functools
+import hashlib
 import json
 import multiprocessing
 import resource
@@ -60,8 +62,10 @@ FAILURES_SUFFIX = ".failures.json"  # the shard's record: fingerprint, size, sha
 FAILURES_CSV = "failures.csv"
 LOCK = ".lock"
 # OUT/.rendering/<model_id> exists while a worker renders that model; one left
-# behind means the process died there (a crash in the GL driver, out of memory).
+# behind means the process died there, or the run was killed: a suspect, checked
+# alone. OUT/.crashed/<model_id>: a model that killed its worker rendering alone.
 RENDERING = ".rendering"
+CRASHED = ".crashed"
 CRASH_REASON = ("its worker process died while rendering it (a crash in the GL driver, or out "
                 "of memory?); skipped (--retry-failed tries it again)")
 MORPH_PARAMETERS = ("eye_left", "eye_right", "mouth")
@@ -166,21 +170,79 @@ def _spread(total: int, models: int) -> list[int]:
 def fingerprint(task: ShardTask, config: RunConfig) -> dict:
     """Everything that decides the bytes of ``task``'s shard, as plain JSON values.
 
-    Settings, the shard's split and number, and per model its file, sha256,
-    annotations and example count: a shard is kept by a rerun only when this
-    is unchanged. (``models_root`` is left out: the sha256 says the file is the
-    same wherever the library lives.)
+    Settings, the code that renders (:func:`rendering_code`), the shard's split
+    and number, and per model its file, sha256 (the file's own when the index
+    has none), annotations and example count: a shard is kept by a rerun only
+    when this is unchanged. Textures are checked from the shard's record
+    (:func:`_inputs_unchanged`). ``models_root`` is left out: the sha256 says
+    the file is the same wherever the library lives.
     """
-    models = [{"model_id": e.model_id, "path": e.path, "sha256": e.sha256,
+    models = [{"model_id": e.model_id, "path": e.path,
+               "sha256": e.sha256 or _current_sha256(e, config),
                "head_top_y": e.head_top_y, "head_bottom_y": e.head_bottom_y,
                "wink_left": e.wink_left, "wink_right": e.wink_right,
                "wink_both": e.wink_both, "mouth_open": e.mouth_open, "examples": n}
               for e, n in zip(task.entries, task.examples, strict=True)]
     value = {"format_version": FORMAT_VERSION, "package_version": package_version(),
+             "code": rendering_code(),
              "schema": config.schema.to_dict(), "image_size": config.size,
              "dataset_seed": config.seed, "renderer": config.renderer_settings(),
              "split": task.split, "shard": task.number, "models": models}
     return json.loads(json.dumps(value))  # as it reads back from a file
+
+
+def _current_sha256(entry: ModelEntry, config: RunConfig) -> str:
+    try:
+        return file_sha256(resolve_model_path(entry, config.models_root))
+    except PipelineError:
+        return "unreadable"
+
+
+@functools.cache
+def rendering_code() -> str:
+    """sha256 of the source that decides a shard's bytes (mmdrender, poses, shards, this file).
+
+    Upgrading the project therefore re-renders finished shards on a rerun
+    instead of mixing images from two versions of the renderer in one dataset.
+    """
+    import mmdrender
+
+    digest = hashlib.sha256()
+    package = Path(mmdrender.__file__).parent
+    files = sorted([*package.rglob("*.py"), *package.rglob("*.glsl")])
+    files += [Path(__file__).with_name(name) for name in ("generate.py", "poses.py", "shards.py")]
+    for path in files:
+        digest.update(path.relative_to(path.parents[1]).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _texture_stats(model) -> list[list]:
+    """[path, size, mtime_ns] of each texture file the model names (None, None: missing)."""
+    stats = []
+    for ref in model.textures:
+        if ref.path is None:
+            continue
+        try:
+            status = Path(ref.path).stat()
+            stats.append([str(ref.path), status.st_size, status.st_mtime_ns])
+        except OSError:
+            stats.append([str(ref.path), None, None])
+    return stats
+
+
+def _inputs_unchanged(record: dict) -> bool:
+    """Whether every texture file the shard's models used is as it was when rendered."""
+    for stats in record.get("textures", {}).values():
+        for path, size, mtime in stats:
+            try:
+                status = Path(path).stat()
+                now = [status.st_size, status.st_mtime_ns]
+            except OSError:
+                now = [None, None]
+            if now != [size, mtime]:
+                return False
+    return True
 
 
 def read_record(task: ShardTask, out: Path) -> dict | None:
@@ -207,6 +269,8 @@ def finished_record(task: ShardTask, config: RunConfig) -> dict | None:
     except OSError:
         return None
     if size != record["bytes"] or read_fingerprint(shard) != record["fingerprint"]:
+        return None
+    if not _inputs_unchanged(record):
         return None
     return record
 
@@ -244,8 +308,9 @@ def render_shard(task: ShardTask, config: RunConfig,
         record.unlink(missing_ok=True)  # it describes the shard about to be replaced
         with ShardWriter(shard, config.schema, config.size, config.renderer_settings(),
                          config.seed, task.split, fingerprint=tag) as writer:
+            textures: dict[str, list] = {}  # per model rendered: its texture files' stats
             for entry, examples in zip(task.entries, task.examples, strict=True):
-                failure = _add_model(writer, entry, config, examples, crashed)
+                failure = _add_model(writer, entry, config, examples, crashed, textures)
                 if failure:
                     result.failures.append(failure)
                 else:
@@ -254,7 +319,7 @@ def render_shard(task: ShardTask, config: RunConfig,
                     progress(1 + 2 * examples)
         _write_json_atomically(record, {"fingerprint": tag, "bytes": shard.stat().st_size,
                                         "sha256": file_sha256(shard),
-                                        "failures": result.failures})
+                                        "failures": result.failures, "textures": textures})
     except OSError as error:
         raise PipelineError(f"shard {shard} could not be written: {error.strerror or error}; "
                             "free some space (or fix the folder) and rerun: finished shards "
@@ -264,7 +329,8 @@ def render_shard(task: ShardTask, config: RunConfig,
 
 
 def _add_model(writer: ShardWriter, entry: ModelEntry, config: RunConfig,
-               examples: int, crashed: frozenset[str] = frozenset()) -> dict | None:
+               examples: int, crashed: frozenset[str] = frozenset(),
+               textures: dict | None = None) -> dict | None:
     """Render one model into the shard; its failure record if it cannot be used.
 
     A model that fails half way leaves nothing in the shard. ``retry`` marks a
@@ -281,8 +347,10 @@ def _add_model(writer: ShardWriter, entry: ModelEntry, config: RunConfig,
         path = resolve_model_path(entry, config.models_root)
         problem = _file_problem(entry, path)
         if problem is None:
-            render_model(entry, config, examples, path, writer)
+            used = render_model(entry, config, examples, path, writer)
             writer.commit()
+            if textures is not None:
+                textures[entry.model_id] = used
     except (MMDRenderError, PipelineError) as error:
         writer.rollback()
         return {**failure, "reason": str(error)}
@@ -292,9 +360,18 @@ def _add_model(writer: ShardWriter, entry: ModelEntry, config: RunConfig,
 
 
 def crashed_models(out: Path) -> frozenset[str]:
-    """Ids of the models a worker process was rendering when it died."""
+    """Ids of the models that killed their worker process when rendered alone."""
+    return _marked(Path(out) / CRASHED)
+
+
+def suspect_models(out: Path) -> frozenset[str]:
+    """Ids of the models being rendered when a process died or the run was killed."""
+    return _marked(Path(out) / RENDERING)
+
+
+def _marked(folder: Path) -> frozenset[str]:
     try:
-        return frozenset(path.name for path in (Path(out) / RENDERING).iterdir())
+        return frozenset(path.name for path in folder.iterdir())
     except FileNotFoundError:
         return frozenset()
 
@@ -316,11 +393,12 @@ def _file_problem(entry: ModelEntry, path: Path) -> str | None:
 
 
 def render_model(entry: ModelEntry, config: RunConfig, examples: int, path: Path,
-                 writer: ShardWriter) -> None:
+                 writer: ShardWriter) -> list[list]:
     """Draw one model's rest image and examples into ``writer`` as they are rendered.
 
-    Raises a specific error saying why the model cannot be used; what it had
-    added by then is left for the caller to roll back.
+    Returns the stats of the texture files the model names (for the shard's
+    record). Raises a specific error saying why the model cannot be used; what
+    it had added by then is left for the caller to roll back.
     """
     if entry.head_top_y is None or entry.head_bottom_y is None:
         raise PipelineError("no head bounds in the index; annotate the model first")
@@ -376,6 +454,7 @@ def render_model(entry: ModelEntry, config: RunConfig, examples: int, path: Path
             writer.add_example(row, example, values, expression, posed)
     finally:
         scene.release()
+    return _texture_stats(model)
 
 
 def _degrees(schema: PoseSchema) -> float:
@@ -436,7 +515,7 @@ def start_run(tasks: list[ShardTask], config: RunConfig,
             "use another --out")
     if retry_failed:  # models that killed a worker get another chance too
         for marker in crashed_models(out):
-            (out / RENDERING / marker).unlink(missing_ok=True)
+            (out / CRASHED / marker).unlink(missing_ok=True)
     pending = [task for task in tasks if not is_done(task, config, retry_failed)]
     if pending:
         for name in (MANIFEST, FAILURES_CSV):
@@ -453,53 +532,87 @@ def run_tasks(tasks: list[ShardTask], config: RunConfig, workers: int = 1,
     done: per model in this process and with loky, per shard with Dask.
 
     A model that kills its worker process (a crash in the GL driver) must not
-    stop a run of thousands: with loky, when a worker dies, the models then
-    being rendered are suspects; their shards are rendered again one at a time,
-    so a second death names the model, which is then recorded as failed
-    (:data:`CRASH_REASON`) and skipped, also by later runs (the marker stays).
-    In this process a crash ends the run, and the next run skips the model.
+    stop a run of thousands. The models being rendered when a worker died (or
+    when an earlier run was killed) are suspects: with loky their shards are
+    rendered again one at a time in a worker of their own, so a death names
+    the model, which is recorded as failed (:data:`CRASH_REASON`) and skipped,
+    by later runs too. Without loky (in this process) a crash ends the run and
+    the next run checks the suspects; Dask handles dead workers itself.
     """
-    crashed = crashed_models(config.out)
-    if workers == 1 and backend == "loky":
-        for task in tasks:
-            yield render_shard(task, config, progress, crashed)
-        return
     from joblib.externals.loky.process_executor import TerminatedWorkerError
 
-    forward = progress if backend == "loky" else None
+    out = Path(config.out)
+    crashed, suspects = set(crashed_models(out)), set(suspect_models(out))
     remaining = list(tasks)
+    counted = 0  # images reported through progress, to take back a dead pool's
+    finished = 0  # images of the shards that finished
+
+    def count(images: int) -> None:
+        nonlocal counted
+        counted += images
+        if progress is not None:
+            progress(images)
+
+    forward = count if backend == "loky" else None
     with _from_workers(forward) as report:
         def pool(batch: list[ShardTask], jobs: int) -> Iterator[ShardResult]:
-            for result in _parallel(batch, config, backend, jobs, report, crashed):
-                if report is None and progress is not None:
-                    progress(result.task.images)
+            nonlocal finished
+            for result in _parallel(batch, config, backend, jobs, report, frozenset(crashed)):
+                if report is None:
+                    count(result.task.images)
+                finished += result.task.images
                 remaining.remove(result.task)
                 yield result
 
-        try:
-            yield from pool(remaining, workers)
-            return
-        except TerminatedWorkerError:
-            if backend != "loky":
-                raise
-        suspects = crashed_models(config.out) - crashed
-        if not suspects:
-            raise PipelineError("a worker process died while no model was being rendered "
-                                "(out of memory?); rerun to go on: finished shards are kept")
-        for model_id in suspects:  # only suspects: every worker was stopped at once
-            (Path(config.out) / RENDERING / model_id).unlink(missing_ok=True)
-        for task in [t for t in remaining if {e.model_id for e in t.entries} & suspects]:
-            while task in remaining:  # alone in one worker: a death names its model
-                try:
-                    yield from pool([task], 2)
-                except TerminatedWorkerError:
-                    culprits = crashed_models(config.out) - crashed
-                    if not culprits:
-                        raise PipelineError("a worker process died while no model was being "
-                                            "rendered (out of memory?); rerun to go on: "
-                                            "finished shards are kept") from None
-                    crashed |= culprits
-        yield from pool(remaining, workers)
+        def take_back() -> None:  # a dead pool's shards are redone: uncount their models
+            nonlocal counted
+            if progress is not None and counted > finished:
+                progress(finished - counted)
+            counted = finished
+
+        while remaining:
+            for model_id in suspects:
+                (out / RENDERING / model_id).unlink(missing_ok=True)
+            for task in [t for t in remaining if _model_ids(t) & suspects]:
+                while task in remaining:  # alone in one worker: a death names its model
+                    try:
+                        yield from pool([task], 2)
+                    except TerminatedWorkerError:
+                        take_back()
+                        crashed |= _confirm_crashes(out)
+            suspects = set()
+            if workers == 1 and backend == "loky":
+                for task in list(remaining):
+                    result = render_shard(task, config, count, frozenset(crashed))
+                    finished += task.images
+                    remaining.remove(task)
+                    yield result
+                return
+            try:
+                yield from pool(remaining, workers)
+            except TerminatedWorkerError:
+                take_back()
+                suspects = set(suspect_models(out))
+                if not suspects:
+                    raise PipelineError("a worker process died while no model was being "
+                                        "rendered (out of memory?); rerun to go on: finished "
+                                        "shards are kept") from None
+
+
+def _model_ids(task: ShardTask) -> set[str]:
+    return {entry.model_id for entry in task.entries}
+
+
+def _confirm_crashes(out: Path) -> frozenset[str]:
+    """Move the suspects' markers (one, from a worker rendering alone) to confirmed crashes."""
+    culprits = suspect_models(out)
+    if not culprits:
+        raise PipelineError("a worker process died while no model was being rendered (out of "
+                            "memory?); rerun to go on: finished shards are kept")
+    (out / CRASHED).mkdir(exist_ok=True)
+    for model_id in culprits:
+        (out / RENDERING / model_id).replace(out / CRASHED / model_id)
+    return culprits
 
 
 def _parallel(tasks: list[ShardTask], config: RunConfig, backend: str, jobs: int,

@@ -5,12 +5,14 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import h5py
 import test_generate
+from PIL import Image
 from test_generate import EXAMPLES, copy_of, dataset_args, digests, error_lines, run
 
 from pipeline import generate
@@ -236,3 +238,45 @@ def test_a_rerun_reuses_each_shards_recorded_sha256(library, reference, tmp_path
     assert run(dataset_args(index, root, out)).exit_code == 0
     result = run(["verify", out])
     assert result.exit_code == 1 and "sha256 differs" in result.output
+
+
+def test_a_changed_texture_renders_its_models_shard_again(library, tmp_path):
+    """Textures are inputs too: a repainted skin must not leave stale images."""
+    root, index = library
+    library_copy = tmp_path / "models"
+    shutil.copytree(root, library_copy)
+    out = tmp_path / "out"
+    assert run(dataset_args(index, library_copy, out)).exit_code == 0
+    victim = read_index(index)[0]
+    texture = sorted((library_copy / victim.path).parent.glob("*.png"))[0]
+    Image.open(texture).convert("RGBA").transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(texture)
+    os.utime(texture, ns=(1, 1))  # a different mtime, whatever the clock
+    result = run(dataset_args(index, library_copy, out))
+    assert result.exit_code == 0, result.output
+    assert "(3 already done)" in result.stderr  # 4 shards; the victim's is redone
+
+
+def test_a_row_without_sha256_is_rendered_again_when_its_file_changes(library, tmp_path):
+    root, index = library
+    library_copy = tmp_path / "models"
+    shutil.copytree(root, library_copy)
+    entries = read_index(index)
+    victim, other = entries[0], entries[-1]
+    blank = tmp_path / "index.csv"
+    write_index(blank, [replace(e, sha256="") if e is victim else e for e in entries])
+    out = tmp_path / "out"
+    assert run(dataset_args(blank, library_copy, out)).exit_code == 0
+    shutil.copyfile(library_copy / other.path, library_copy / victim.path)
+    result = run(dataset_args(blank, library_copy, out))
+    assert "(3 already done)" in result.stderr, result.output
+
+
+def test_other_rendering_code_renders_every_shard_again(library, reference, tmp_path,
+                                                        monkeypatch):
+    """After an upgrade a rerun does not mix images of two renderer versions."""
+    root, index = library
+    out = copy_of(reference, tmp_path)
+    monkeypatch.setattr(generate, "rendering_code", lambda: "another version")
+    result = run(dataset_args(index, root, out))
+    assert result.exit_code == 0, result.output
+    assert "(0 already done)" in result.stderr

@@ -440,7 +440,7 @@ if os.environ.get("THA_TEST_CRASH_MODEL"):
     real = generate.render_model
 
     def render_model(entry, *args, **kwargs):
-        if entry.model_id == os.environ["THA_TEST_CRASH_MODEL"]:
+        if entry.model_id in os.environ["THA_TEST_CRASH_MODEL"].split(","):
             os.kill(os.getpid(), signal.SIGSEGV)  # as a crash in the GL driver would
         return real(entry, *args, **kwargs)
 
@@ -479,3 +479,50 @@ def test_a_model_that_kills_its_worker_is_found_skipped_and_stays_skipped(
     assert again.exit_code == 0, again.output
     assert "killed a worker process in an earlier run and are skipped" in again.stderr
     assert "rendered 0 images" in again.output
+
+
+def _crash_hook(tmp_path, monkeypatch, victims: str) -> None:
+    from joblib.externals.loky import get_reusable_executor
+
+    hook = tmp_path / "hook"
+    hook.mkdir(exist_ok=True)
+    (hook / "sitecustomize.py").write_text(CRASHER)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(hook), *sys.path]))
+    monkeypatch.setenv("THA_TEST_CRASH_MODEL", victims)
+    get_reusable_executor().shutdown(wait=True)  # new workers, which see the hook
+
+
+def test_two_models_that_kill_workers_are_both_found_and_no_other(library, tmp_path,
+                                                                  monkeypatch):
+    from joblib.externals.loky import get_reusable_executor
+
+    root, index = library
+    ids = [e.model_id for e in read_index(index)]
+    victims = [ids[0], ids[3]]
+    _crash_hook(tmp_path, monkeypatch, ",".join(victims))
+    out = tmp_path / "out"
+    try:
+        result = run(dataset_args(index, root, out, "--models-per-shard", 1, workers=2))
+    finally:
+        get_reusable_executor().shutdown(wait=True)
+    assert result.exit_code == 0, result.output
+    with open(out / "failures.csv", newline="", encoding="utf-8") as file:
+        assert sorted(row["model_id"] for row in csv.DictReader(file)) == sorted(victims)
+    assert sorted(m.model_id for m in open_dataset(out).models()) == \
+        sorted(set(ids) - set(victims))
+
+
+def test_a_model_left_marked_by_a_killed_run_is_checked_not_blamed(library, reference,
+                                                                   tmp_path):
+    """A run killed mid-model (SIGTERM, OOM of the main process) leaves a marker: a suspect."""
+    root, index = library
+    innocent = read_index(index)[2].model_id
+    out = tmp_path / "out"
+    (out / generate.RENDERING).mkdir(parents=True)
+    (out / generate.RENDERING / innocent).touch()
+    result = run(dataset_args(index, root, out))
+    assert result.exit_code == 0, result.output
+    assert "were being rendered when an earlier run ended" in result.stderr
+    assert (out / "failures.csv").read_text().strip() == "model_id,path,split,shard,reason"
+    assert digests(out) == digests(reference)
+    assert not list((out / generate.RENDERING).iterdir())
