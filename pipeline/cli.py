@@ -8,6 +8,7 @@ is not usable; it never prints a traceback for a problem the user can fix.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from pipeline.dataset_cli import dataset, preview, verify
 from pipeline.errors import PipelineError, reports_errors
 from pipeline.index import (
     DEFAULT_INDEX,
+    MODELS_ROOT_ENV,
     SPLITS,
     duplicate_files,
     modify_index,
@@ -62,7 +64,7 @@ main.add_command(eval_command)
 @index_option
 @click.option("--root", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Models root that stored paths are relative to; DIR must lie inside it. "
-                   "[default: DIR]")
+                   "[default: $THA_MODELS_ROOT when DIR lies inside it, else DIR]")
 @click.option("--update-changed", is_flag=True,
               help="Also re-hash files already indexed; a file that changed gets its new "
                    "sha256 and status auto (its annotation may no longer fit).")
@@ -84,7 +86,10 @@ def scan(folder: Path, index_path: Path, root: Path | None, update_changed: bool
     broken link, a name that is not UTF-8) is skipped with its reason, the rest
     is saved, and the exit status is 1.
     """
-    root = root or folder
+    if root is None:  # the root every other command uses, when DIR is part of it
+        env = os.environ.get(MODELS_ROOT_ENV)
+        inside = env and folder.resolve().is_relative_to(Path(env).resolve())
+        root = Path(env) if inside else folder
 
     def progress(items):
         if len(items) < PROGRESS_MIN_FILES:
@@ -151,6 +156,14 @@ def split(index_path: Path, fractions: str, seed: int, reassign: bool):
     changed = sum(1 for old, new in zip(before, result, strict=True) if old != new)
     click.echo(f"{index_path}: {changed} row(s) changed")
     echo_counts(result)
+    counts = split_counts(result)
+    sources = sum(count.sources for name, count in counts.items() if name)
+    for name, share in zip(SPLITS, targets, strict=True):
+        if share > 0 and counts[name].models == 0:
+            click.echo(f"warning: the {name} split got no model: splits are made of whole "
+                       f"sources (the first folders below the models root), and {sources} "
+                       f"source(s) cannot give {name} a share of {share:g}; add sources or "
+                       "change --fractions", err=True)
 
 
 def echo_counts(entries) -> None:

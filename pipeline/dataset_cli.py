@@ -260,6 +260,7 @@ def verify(directory, as_json):
             click.echo(f"  {name:<10} {fit['sampler']:<12} KS p = {fit['p_value']:.3f}")
         for where, problems in report["problems"].items():
             for problem in problems:
+                problem = problem.removeprefix(f"{where}: ")  # some already name the file
                 click.echo(f"  PROBLEM {where}: {problem}")
         click.echo("ok" if report["ok"] else "FAILED")
     sys.exit(0 if report["ok"] else 1)

@@ -477,7 +477,10 @@ def locked(out: Path) -> Iterator[None]:
     """Hold the output folder for one run; a second run on it is a clear error."""
     try:
         out.mkdir(parents=True, exist_ok=True)
-        file = open(out / LOCK, "a")
+        try:
+            file = open(out / LOCK, "a")
+        except PermissionError:  # another user's lock file: flock works read-only too
+            file = open(out / LOCK)
     except OSError as error:
         raise PipelineError(f"cannot write to {out}: {error.strerror or error}") from None
     with file:

@@ -421,7 +421,10 @@ def index_lock(path: str | os.PathLike) -> Iterator[None]:
     """
     lock = Path(path).with_name(Path(path).name + ".lock")
     try:
-        descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            descriptor = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        except PermissionError:  # another user's lock file: flock works read-only too
+            descriptor = os.open(lock, os.O_RDONLY)
     except OSError as error:
         raise PipelineError(f"{lock}: cannot create the index's lock file "
                             f"({error.strerror or error}); the index folder must exist and "

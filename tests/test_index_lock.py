@@ -42,3 +42,23 @@ def test_two_processes_updating_different_rows_keep_all_their_updates(tmp_path):
     assert not problems, "\n".join(problems)
     assert [w.exitcode for w in workers] == [0, 0]
     assert [e.notes for e in read_index(path)] == [str(ROUNDS), "0", str(ROUNDS)]
+
+
+def test_another_users_lock_file_is_locked_read_only(tmp_path, monkeypatch):
+    """A lock file this user cannot write (made by another user) still serialises writers."""
+    import os
+
+    from pipeline import index as index_module
+
+    path = tmp_path / "models_index.csv"
+    index_module.write_index(path, [])
+    real_open = os.open
+
+    def refuse_writing_the_lock(name, flags, *args):
+        if str(name).endswith(".lock") and flags & os.O_RDWR:
+            raise PermissionError(13, "Permission denied", str(name))
+        return real_open(name, flags, *args)
+
+    monkeypatch.setattr(index_module.os, "open", refuse_writing_the_lock)
+    index_module.write_index(path, [])  # no "cannot create the index's lock file"
+    assert (tmp_path / "models_index.csv.lock").exists()

@@ -314,3 +314,27 @@ def test_changing_a_missing_index_creates_nothing(tmp_path):
     with pytest.raises(PipelineError, match="no such index file"):
         update_index(tmp_path / "none.csv", [])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_scanning_a_subfolder_of_the_models_root_keeps_paths_relative_to_the_root(
+        tmp_path, monkeypatch):
+    """$THA_MODELS_ROOT is the root every command uses; scan of a part of it agrees."""
+    root = tmp_path / "lib"
+    make_library(root, ["franchise/akane/akane.pmx", "other/kai/kai.pmx"])
+    monkeypatch.setenv("THA_MODELS_ROOT", str(root))
+    index = tmp_path / "index.csv"
+    result = run("scan", root / "other", "--index", index)
+    assert result.exit_code == 0, result.output
+    [entry] = read_index(index)
+    assert (entry.path, entry.source) == ("other/kai/kai.pmx", "other")
+
+
+def test_split_warns_when_a_split_gets_no_model(tmp_path):
+    root = tmp_path / "lib"
+    make_library(root, ["a/m1/m.pmx", "b/m2/m.pmx"])
+    index = tmp_path / "index.csv"
+    assert run("scan", root, "--index", index).exit_code == 0
+    result = run("split", "--index", index, "--fractions", "0.9,0.05,0.05")
+    assert result.exit_code == 0, result.output
+    assert "warning: the validation split got no model" in result.stderr
+    assert "warning: the test split got no model" in result.stderr
