@@ -34,7 +34,7 @@ import multiprocessing
 import resource
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -540,8 +540,12 @@ def run_tasks(tasks: list[ShardTask], config: RunConfig, workers: int = 1,
     rendered again one at a time in a worker of their own, so a death names
     the model, which is recorded as failed (:data:`CRASH_REASON`) and skipped,
     by later runs too. Without loky (in this process) a crash ends the run and
-    the next run checks the suspects; Dask handles dead workers itself.
+    the next run checks the suspects. With Dask, a shard whose task killed
+    workers as often as the scheduler allows is an error naming it.
     """
+    if backend == "dask":
+        yield from _on_dask(tasks, config, progress)
+        return
     from joblib.externals.loky.process_executor import TerminatedWorkerError
 
     out = Path(config.out)
@@ -556,13 +560,14 @@ def run_tasks(tasks: list[ShardTask], config: RunConfig, workers: int = 1,
         if progress is not None:
             progress(images)
 
-    forward = count if backend == "loky" else None
-    with _from_workers(forward) as report:
+    with ExitStack() as stack:
+        report = None  # the workers' progress channel, opened with the first pool
+
         def pool(batch: list[ShardTask], jobs: int) -> Iterator[ShardResult]:
-            nonlocal finished
-            for result in _parallel(batch, config, backend, jobs, report, frozenset(crashed)):
-                if report is None:
-                    count(result.task.images)
+            nonlocal finished, report
+            if report is None:
+                report = stack.enter_context(_from_workers(count))
+            for result in _parallel(batch, config, jobs, report, frozenset(crashed)):
                 finished += result.task.images
                 remaining.remove(result.task)
                 yield result
@@ -602,6 +607,26 @@ def run_tasks(tasks: list[ShardTask], config: RunConfig, workers: int = 1,
                                         "shards are kept") from None
 
 
+def _on_dask(tasks: list[ShardTask], config: RunConfig,
+             progress: Callable[[int], object] | None) -> Iterator[ShardResult]:
+    """Run the tasks on the current Dask client's cluster, as they finish."""
+    from dask.distributed import KilledWorker, as_completed, get_client
+
+    crashed = crashed_models(config.out)
+    futures = get_client().map(render_shard, tasks, config=config, crashed=crashed, pure=False)
+    for future in as_completed(futures):
+        try:
+            result = future.result()
+        except KilledWorker:
+            raise PipelineError(
+                f"shard {future.key} killed Dask workers as often as the scheduler allows (a "
+                "model in it crashes the renderer?); finished shards are kept: rerun with "
+                "--backend loky to find the model and skip it") from None
+        if progress is not None:
+            progress(result.task.images)
+        yield result
+
+
 def _model_ids(task: ShardTask) -> set[str]:
     return {entry.model_id for entry in task.entries}
 
@@ -618,11 +643,12 @@ def _confirm_crashes(out: Path) -> frozenset[str]:
     return culprits
 
 
-def _parallel(tasks: list[ShardTask], config: RunConfig, backend: str, jobs: int,
-              report: Callable | None, crashed: frozenset[str]) -> Iterator[ShardResult]:
+def _parallel(tasks: list[ShardTask], config: RunConfig, jobs: int,
+              report: Callable, crashed: frozenset[str]) -> Iterator[ShardResult]:
+    """The tasks' results as loky worker processes finish them."""
     from joblib import Parallel, delayed, parallel_config
 
-    with parallel_config(backend=backend, n_jobs=jobs):
+    with parallel_config(backend="loky", n_jobs=jobs):
         yield from Parallel(return_as="generator_unordered")(
             delayed(render_shard)(task, config, report, crashed) for task in tasks)
 

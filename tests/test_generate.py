@@ -526,3 +526,27 @@ def test_a_model_left_marked_by_a_killed_run_is_checked_not_blamed(library, refe
     assert (out / "failures.csv").read_text().strip() == "model_id,path,split,shard,reason"
     assert digests(out) == digests(reference)
     assert not list((out / generate.RENDERING).iterdir())
+
+
+def test_on_dask_a_shard_that_kills_workers_is_one_error_line_not_a_hang(library, tmp_path,
+                                                                         monkeypatch):
+    distributed = pytest.importorskip("dask.distributed")
+    import threading
+
+    import dask
+
+    root, index = library
+    victim = read_index(index)[0].model_id
+    _crash_hook(tmp_path, monkeypatch, victim)
+    results = []
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
+            distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                     dashboard_address=None) as cluster:
+        args = dataset_args(index, root, tmp_path / "out", "--backend", "dask", "--scheduler",
+                            cluster.scheduler_address, workers=2)
+        worker = threading.Thread(target=lambda: results.append(run(args)), daemon=True)
+        worker.start()
+        worker.join(120)
+        assert not worker.is_alive(), "the run hangs after a worker died"
+    [line] = error_lines(results[0])
+    assert "killed Dask workers" in line and "--backend loky" in line
