@@ -654,11 +654,8 @@ def _parallel(tasks: list[ShardTask], config: RunConfig, jobs: int,
 
 
 @contextmanager
-def _from_workers(progress: Callable[[int], object] | None) -> Iterator[Callable | None]:
+def _from_workers(progress: Callable[[int], object]) -> Iterator[Callable]:
     """A picklable callable for worker processes that calls ``progress`` in this one."""
-    if progress is None:
-        yield None
-        return
     with multiprocessing.Manager() as manager:
         queue = manager.Queue()
         thread = threading.Thread(target=_forward, args=(queue, progress), daemon=True)

@@ -184,10 +184,10 @@ class Renderer:
         _check_count("size", size, 1)
         _check_count("samples", samples, 0)
         _check_count("supersample", supersample, 1)
-        limit = int(ctx.info.get("GL_MAX_TEXTURE_SIZE", 8192))
-        if size * supersample > limit:
+        self.max_texture_size = int(ctx.info.get("GL_MAX_TEXTURE_SIZE", 8192))
+        if size * supersample > self.max_texture_size:
             raise ValueError(f"size {size} x supersample {supersample} exceeds this GL's "
-                             f"largest image side, {limit} pixels")
+                             f"largest image side, {self.max_texture_size} pixels")
         self.ctx = ctx
         self.size = int(size)
         self.supersample = int(supersample)
@@ -409,8 +409,7 @@ class ModelScene:
 
         cache: dict = {}
         toon = renderer.shading == "toon"
-        self._has_texture = np.zeros(len(materials), bool)
-        self._texture_alpha = np.ones(len(materials), np.float32)  # lowest texture alpha
+        self._texture_alpha = np.ones(len(materials), np.float32)  # lowest; 1 without one
         self._calls: list[_DrawCall] = []
         self._uses_sub_uvs = False
         for i, m in enumerate(materials):
@@ -431,7 +430,6 @@ class ModelScene:
                 sphere, _ = self._texture(ctx, m.sphere, role, cache, image=sub_texture)
             if variant.toon_ramp:
                 toon_texture, _ = self._texture(ctx, m.toon, "toon", cache)
-            self._has_texture[i] = variant.texture
             if m.face_count > 0:
                 self._calls.append(_DrawCall(i, 3 * m.face_start, 3 * m.face_count, variant,
                                              (diffuse, sphere, toon_texture)))
@@ -451,7 +449,7 @@ class ModelScene:
         if key in cache:
             return cache[key]
         try:
-            pixels = _fit(load_texture(ref, role), int(ctx.info["GL_MAX_TEXTURE_SIZE"]),
+            pixels = _fit(load_texture(ref, role), self.renderer.max_texture_size,
                           ref.path or role, self.warnings)
         except TextureError as error:
             self.warnings.append(f"{error}; drawn without it")
@@ -621,11 +619,10 @@ class ModelScene:
             self._material_bytes = data
 
         alpha = diffuse[:, 3]
-        # The texture factors leave the texture's alpha alone (see the shader).
-        low = np.where(self._has_texture, self._texture_alpha, 1.0)
         with np.errstate(invalid="ignore"):
             self._visible = alpha >= np.float32(ALPHA_VISIBLE)
-            self._alpha_test = ~(alpha * low >= _NO_TEST_ALPHA)
+            # The texture factors leave the texture's alpha alone (see the shader).
+            self._alpha_test = ~(alpha * self._texture_alpha >= _NO_TEST_ALPHA)
             self._specular = (power > 0) & (specular > 0).any(axis=1)
 
     def release(self) -> None:
