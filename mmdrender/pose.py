@@ -45,11 +45,11 @@ from mmdrender.errors import PoseError
 from mmdrender.model import Model, MorphPanel
 from mmdrender.morph import apply_morphs
 from mmdrender.posed import PosedModel
+from mmdrender.schemas import SCHEMAS
 from mmdrender.skeleton import IDENTITY_QUAT, Skeleton, quat_about_axis, quat_multiply
 
-POSE_PARAMETERS = ("eye_left", "eye_right", "mouth", "head_x", "head_y", "neck_z")
-RANGES = {"eye_left": (0.0, 1.0), "eye_right": (0.0, 1.0), "mouth": (0.0, 1.0),
-          "head_x": (-1.0, 1.0), "head_y": (-1.0, 1.0), "neck_z": (-1.0, 1.0)}
+POSE_PARAMETERS = SCHEMAS["tha1"].names
+RANGES = {p.name: (p.low, p.high) for p in SCHEMAS["tha1"].parameters}
 NECK_BONE, HEAD_BONE = "首", "頭"
 # Morph parameter -> the MorphMapping field naming its morph.
 _MAPPED = {"eye_left": "wink_left", "eye_right": "wink_right", "mouth": "mouth_open"}

@@ -50,19 +50,21 @@ import posixpath
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, make_dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from pipeline.atomic import atomic_write
 from pipeline.errors import PipelineError
-
-COLUMNS: tuple[str, ...] = (
-    "model_id", "path", "source", "split", "status", "status_reason",
-    "head_top_y", "head_bottom_y",
-    "wink_left", "wink_right", "wink_both",
-    "smile_wink_left", "smile_wink_right", "smile_wink_both",
-    "mouth_open", "sha256", "notes",
+from pipeline.roles import (
+    HALVES,
+    LEGACY_COLUMNS,
+    WIDE_COLUMNS,
+    WIDE_FLOAT_COLUMNS,
+    WIDE_TEXT_COLUMNS,
+    halves_problem,
 )
+
+COLUMNS: tuple[str, ...] = (*LEGACY_COLUMNS, *WIDE_COLUMNS)
 STATUSES: tuple[str, ...] = ("auto", "confirmed", "rejected")
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 MODEL_SUFFIXES: tuple[str, ...] = (".pmx", ".pmd")
@@ -70,20 +72,15 @@ DEFAULT_INDEX = Path("models_index.csv")
 MODELS_ROOT_ENV = "THA_MODELS_ROOT"
 DEFAULT_ROOT = PurePosixPath("out/samples")  # relative to the index file's folder
 
-FLOAT_COLUMNS = ("head_top_y", "head_bottom_y")
+FLOAT_COLUMNS = ("head_top_y", "head_bottom_y", *WIDE_FLOAT_COLUMNS)
 OPTIONAL_TEXT_COLUMNS = ("wink_left", "wink_right", "wink_both", "smile_wink_left",
-                         "smile_wink_right", "smile_wink_both", "mouth_open")
+                         "smile_wink_right", "smile_wink_both", "mouth_open", *WIDE_TEXT_COLUMNS)
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
-class ModelEntry:
-    """One row of ``models_index.csv``.
-
-    head_top_y, head_bottom_y: model units, y up (the file's y); None until
-    annotated. Morph names: None where not annotated or the model lacks the
-    morph; left/right are the character's own eyes, whatever the name says.
-    """
+class _Row:
+    """The columns every index has had (THA1's annotation); see :class:`ModelEntry`."""
 
     model_id: str
     path: str
@@ -102,6 +99,28 @@ class ModelEntry:
     mouth_open: str | None = None
     sha256: str = ""
     notes: str = ""
+
+
+def _wide_field(column: str):
+    if column == HALVES:
+        return (column, str, field(default=""))
+    kind = float if column in WIDE_FLOAT_COLUMNS else str
+    return (column, kind | None, field(default=None))
+
+
+ModelEntry = make_dataclass(
+    "ModelEntry", [_wide_field(column) for column in WIDE_COLUMNS], bases=(_Row,), frozen=True,
+    namespace={"__module__": __name__, "__doc__": """One row of ``models_index.csv``.
+
+    head_top_y, head_bottom_y: model units, y up (the file's y); None until
+    annotated. Morph names: None where not annotated or the model lacks the
+    morph; left/right are the character's own eyes, whatever the name says.
+    After THA1's columns come the wide schemas' (:data:`pipeline.roles.WIDE_COLUMNS`,
+    one field each, generated from the schema registry so no name is spelled
+    twice): a morph per group and side, ``halves``, the eye bones and iris
+    angles (float degrees) and the body bones; see :mod:`pipeline.roles`.
+    """})
+ModelEntry.__qualname__ = "ModelEntry"
 
 
 assert tuple(f.name for f in fields(ModelEntry)) == COLUMNS
@@ -248,6 +267,10 @@ def _entry_problems(entry: ModelEntry) -> list[tuple[str, str]]:
     for column in OPTIONAL_TEXT_COLUMNS:
         if getattr(entry, column) == "":
             problems.append((column, f"{column} is '' (use None for no morph)"))
+    if not isinstance(entry.halves, str):
+        problems.append((HALVES, f"halves {entry.halves!r} is not text"))
+    elif entry.halves and (problem := halves_problem(entry.halves)):
+        problems.append((HALVES, problem))
     if entry.sha256 and not _SHA256.fullmatch(entry.sha256):
         problems.append(("sha256", f"sha256 {entry.sha256!r} is not 64 lower-case hex digits"))
     return problems
@@ -337,7 +360,7 @@ def _parse(text: str, path: Path) -> tuple[list[ModelEntry], list[str]]:
         return [], [f"{path}:1: {error}"]
     problems = []
     unknown = [c for c in header if c not in COLUMNS]
-    missing = [c for c in COLUMNS if c not in header]
+    missing = [c for c in LEGACY_COLUMNS if c not in header]  # wide columns may be absent
     doubled = sorted({c for c in header if header.count(c) > 1})
     if unknown:
         problems.append(f"{path}:1: unknown column(s) {', '.join(map(repr, unknown))}; "
@@ -369,7 +392,7 @@ def _parse(text: str, path: Path) -> tuple[list[ModelEntry], list[str]]:
         cells = dict(zip(header, row, strict=True))
         values: dict[str, object] = {}
         for column in COLUMNS:
-            cell = cells[column]
+            cell = cells.get(column, "")  # a wide column an older index lacks is empty
             if column in FLOAT_COLUMNS:
                 values[column] = _parse_float(cell.strip()) if cell.strip() else None
             elif column in OPTIONAL_TEXT_COLUMNS:
@@ -453,7 +476,35 @@ def write_index(path: str | os.PathLike, entries: Sequence[ModelEntry]) -> None:
 def _write_entries(path: Path, entries: Sequence[ModelEntry],
                    checked: Sequence[ModelEntry] = ()) -> None:
     check_entries(entries, checked)
-    _write_atomically(path, _csv_text([COLUMNS, *(_cells(e) for e in entries)]))
+    columns = layout(entries, _header(path))
+    _write_atomically(path, _csv_text([columns, *(_cells(e, columns) for e in entries)]))
+
+
+def has_wide_values(entry: ModelEntry) -> bool:
+    """Whether ``entry`` fills any column of the wide schemas (:mod:`pipeline.roles`)."""
+    return any(getattr(entry, column) not in (None, "") for column in WIDE_COLUMNS)
+
+
+def layout(entries: Sequence[ModelEntry], header: Sequence[str] | None = None
+           ) -> tuple[str, ...]:
+    """The columns an index of ``entries`` is written with.
+
+    Every column once the file has the wide ones or a row fills one; until
+    then THA1's seventeen alone, so the index of a library annotated for
+    THA1 keeps its shape (and its diffs stay readable).
+    """
+    if header is not None and set(WIDE_COLUMNS) <= set(header):
+        return COLUMNS
+    return COLUMNS if any(has_wide_values(e) for e in entries) else LEGACY_COLUMNS
+
+
+def _header(path: Path) -> tuple[str, ...] | None:
+    """The header of the index file at ``path``; None when there is none to read."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as file:
+            return tuple(next(csv.reader(file), ()))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -482,6 +533,10 @@ def _append_entries(path: Path, new: Sequence[ModelEntry]) -> None:
         return
     old = read_index(path)
     check_entries([*old, *new])
+    header = _header(path) or LEGACY_COLUMNS
+    if layout(new, header) != LEGACY_COLUMNS and not set(WIDE_COLUMNS) <= set(header):
+        _write_entries(path, [*old, *new], checked=old)  # the first wide value adds the columns
+        return
     raw = path.read_bytes()
     text = raw.decode("utf-8-sig")
     bom = "\ufeff" if raw.startswith(b"\xef\xbb\xbf") else ""

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mmdrender.schemas import SCHEMAS, Parameter
 from pipeline.errors import PipelineError
 
 KINDS = ("morph", "rotation")
@@ -176,18 +177,14 @@ class PoseSchema:
         return cls(str(data["name"]), tuple(PoseParameter.from_dict(p) for p in parameters))
 
 
-def _rotation(name: str, degrees: float = 15.0) -> PoseParameter:
-    return PoseParameter(name, -1.0, 1.0, "rotation", degrees, "linear_ramp")
+def _tha1_parameter(p: Parameter) -> PoseParameter:
+    if p.kind == "rotation":
+        return PoseParameter(p.name, p.low, p.high, "rotation", p.degrees, "linear_ramp")
+    return PoseParameter(p.name, p.low, p.high)
 
 
-THA1 = PoseSchema("tha1", (
-    PoseParameter("eye_left", 0.0, 1.0),
-    PoseParameter("eye_right", 0.0, 1.0),
-    PoseParameter("mouth", 0.0, 1.0),
-    _rotation("head_x"),
-    _rotation("head_y"),
-    _rotation("neck_z"),
-))
+#: THA1 (spec sections 2 and 3): morph weights uniform, rotations on the linear ramp.
+THA1 = PoseSchema("tha1", tuple(_tha1_parameter(p) for p in SCHEMAS["tha1"].parameters))
 
 
 def _draw(rng: np.random.Generator, n: int, p: int) -> np.ndarray:

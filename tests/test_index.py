@@ -29,9 +29,10 @@ from pipeline.index import (
     update_index,
     write_index,
 )
+from pipeline.roles import LEGACY_COLUMNS
 from pipeline.splits import assign_splits, parse_fractions, split_counts
 
-HEADER = ",".join(COLUMNS)
+HEADER = ",".join(LEGACY_COLUMNS)  # what a THA1-only index is written with
 
 
 def run(*args):
@@ -47,7 +48,7 @@ def row(model_id="m", path="s/m.pmx", source="s", split="", status="auto", reaso
         top="", bottom="", notes="") -> str:
     cells = [model_id, path, source, split, status, reason, top, bottom,
              *[""] * 7, "", notes]
-    assert len(cells) == len(COLUMNS)
+    assert len(cells) == len(LEGACY_COLUMNS)
     return ",".join(cells)
 
 
