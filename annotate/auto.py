@@ -1,12 +1,19 @@
 """Automatic proposals for one model's index fields, each with a confidence.
 
-:func:`propose` measures a loaded model (see :mod:`annotate.morph_roles` for
-the eye and mouth morphs, :mod:`annotate.head_bounds` for the head box) and
-returns a :class:`Proposal`: for each annotated column of ``models_index.csv``
-a value (None where the model has no such morph) and a confidence in [0, 1]
-(for a None, the confidence that the morph is really absent). The GUI shows
-the proposals; :func:`apply_proposal` writes them into an ``auto`` index row
-that nobody has edited since (:func:`refreshable`).
+:func:`propose` measures a loaded model and returns a :class:`Proposal`: for
+each annotated column of ``models_index.csv`` that the schema needs, a value
+(None where the model has no such morph or bone) and a confidence in [0, 1]
+(for a None, the confidence that it is really absent). Per schema:
+
+- ``tha1``: head bounds (:mod:`annotate.head_bounds`), the six winks and the
+  open mouth (:mod:`annotate.morph_roles`), as THA1's annotation;
+- ``tha2``: also every morph group's both-sides, left and right morph
+  (:mod:`annotate.wide_roles`), ``halves``, the eye bones and the iris angles
+  by the strip rule (:mod:`annotate.iris`, which renders);
+- ``tha3``: also the upper-body bones (:mod:`annotate.body_bones`).
+
+The GUI shows the proposals; :func:`apply_proposal` writes them into an
+``auto`` index row that nobody has edited since (:func:`refreshable`).
 
     >>> proposal = propose(load_model("miku.pmd"))  # doctest: +SKIP
     >>> proposal.wink_left                           # doctest: +SKIP
@@ -18,21 +25,48 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
+from annotate.body_bones import propose_body_bones
+from annotate.features import face_map, footprints
 from annotate.head_bounds import propose_head_bounds
 from annotate.morph_roles import EYE_FIELDS, propose_morphs
+from annotate.wide_roles import propose_wide_roles
 from mmdrender.camera import HEAD_BONE
 from mmdrender.model import Model
-from pipeline.index import format_float
+from mmdrender.schemas import MORPH_GROUPS, SCHEMAS, SIDES
+from pipeline.index import format_float, has_wide_values
+from pipeline.roles import (
+    BODY_COLUMNS,
+    EYE_BONE_COLUMNS,
+    HALVES,
+    IRIS_COLUMNS,
+    IRIS_ENDS,
+    NEW_MORPH_COLUMNS,
+    WIDE_COLUMNS,
+    WIDE_FLOAT_COLUMNS,
+    format_halves,
+    morph_column,
+)
 
+#: THA1's annotated columns (what a ``tha1`` proposal fills)
 FIELDS: tuple[str, ...] = ("head_top_y", "head_bottom_y", *EYE_FIELDS, "mouth_open")
+EYE_COLUMNS: tuple[str, ...] = (*EYE_BONE_COLUMNS.values(), *IRIS_COLUMNS.values())
+SCHEMA_FIELDS: dict[str, tuple[str, ...]] = {
+    "tha1": FIELDS,
+    "tha2": (*FIELDS, *NEW_MORPH_COLUMNS, HALVES, *EYE_COLUMNS),
+    "tha3": (*FIELDS, *NEW_MORPH_COLUMNS, HALVES, *EYE_COLUMNS, *BODY_COLUMNS),
+}
+assert set(SCHEMA_FIELDS) == set(SCHEMAS)
+ALL_FIELDS: tuple[str, ...] = (*FIELDS, *WIDE_COLUMNS)
+NOTES_LOWEST = 3  # a wide proposal's notes list its weakest fields, not all 77
 _STAMP = re.compile(r"; proposal ([0-9a-f]{12})$")
 
 
 @dataclass(frozen=True)
 class Field:
-    """value: float (head bounds) or morph name, None where absent; confidence in [0, 1]."""
+    """value: float (head bounds, iris angles), a morph or bone name, ``halves``'s text, or
+    None where absent; confidence in [0, 1]."""
 
     value: float | str | None
     confidence: float
@@ -40,32 +74,69 @@ class Field:
 
 @dataclass(frozen=True)
 class Proposal:
-    """A proposal per annotated index column, plus the head's centre x for framing."""
+    """A :class:`Field` per annotated index column the schema needs, and the head's centre x.
 
-    head_top_y: Field
-    head_bottom_y: Field
-    wink_left: Field
-    wink_right: Field
-    wink_both: Field
-    smile_wink_left: Field
-    smile_wink_right: Field
-    smile_wink_both: Field
-    mouth_open: Field
+    Fields read as attributes: ``proposal.wink_left``, ``proposal.eyebrow_angry_left``.
+    """
+
+    fields: dict = field(default_factory=dict)
     centre_x: float = 0.0
+    schema: str = "tha1"
+
+    def __getattr__(self, name: str) -> Field:
+        fields = self.__dict__.get("fields", {})
+        if name in fields:
+            return fields[name]
+        raise AttributeError(f"this {self.__dict__.get('schema', '')} proposal has no field "
+                             f"{name!r}")
+
+    def replaced(self, **changes: Field) -> Proposal:
+        """A copy with some fields changed."""
+        return replace(self, fields={**self.fields, **changes})
 
     def to_json(self) -> dict:
-        """``{column: {"value": ..., "confidence": ...}}`` over exactly :data:`FIELDS`."""
-        return {name: {"value": getattr(self, name).value,
-                       "confidence": getattr(self, name).confidence} for name in FIELDS}
+        """``{key: {"value": ..., "confidence": ...}}``.
+
+        THA1's keys (the index columns head_top_y ... mouth_open) always; for
+        the wide schemas also every morph group's both-sides morph under the
+        group's name and its one-side morphs under the parameter names
+        (``eyebrow_troubled``, ``eyebrow_troubled_left``, ``eye_wink``,
+        ``mouth_aaa``; the last two repeat wink_both and mouth_open), then
+        ``halves``, the eye bones, the iris angles and the body bones under
+        their index column names.
+        """
+        keys = {name: name for name in FIELDS}
+        if self.schema != "tha1":
+            for g in MORPH_GROUPS:
+                keys[g.name] = morph_column(g.name)
+                for side in (SIDES if g.arity == 2 else ()):
+                    keys[f"{g.name}_{side}"] = morph_column(g.name, side)
+            keys.update((name, name) for name in SCHEMA_FIELDS[self.schema]
+                        if name not in keys.values())
+        return {key: {"value": self.fields[column].value,
+                      "confidence": self.fields[column].confidence}
+                for key, column in keys.items()}
 
     def notes(self) -> str:
-        """The confidences as one line for the index's notes column."""
-        return "auto: " + ", ".join(f"{name} {getattr(self, name).confidence:.2f}"
+        """The confidences as one line for the index's notes column.
+
+        THA1's fields one by one; for a wide schema, the count and the
+        :data:`NOTES_LOWEST` weakest of the rest.
+        """
+        line = "auto: " + ", ".join(f"{name} {self.fields[name].confidence:.2f}"
                                     for name in FIELDS)
+        wide = [name for name in SCHEMA_FIELDS[self.schema] if name not in FIELDS]
+        if wide:
+            weakest = sorted(wide, key=lambda name: self.fields[name].confidence)[:NOTES_LOWEST]
+            line += (f"; {self.schema}: {len(wide)} more, lowest "
+                     + ", ".join(f"{name} {self.fields[name].confidence:.2f}" for name in weakest))
+        return line
 
 
-def propose(model: Model) -> Proposal:
-    """Proposals for every annotated column of ``model`` (rest pose, project frame)."""
+def propose(model: Model, schema: str = "tha1") -> Proposal:
+    """Proposals for every annotated column ``schema`` needs (rest pose, project frame)."""
+    if schema not in SCHEMA_FIELDS:
+        raise ValueError(f"no schema {schema!r}; choose one of {', '.join(SCHEMA_FIELDS)}")
     head = model.bone_index(HEAD_BONE)
     centre_x = float(model.bones[head].position[0]) if head is not None else 0.0
     roles, face = propose_morphs(model, centre_x)
@@ -74,13 +145,57 @@ def propose(model: Model) -> Proposal:
     if top is None or bottom is None or not (math.isfinite(top) and math.isfinite(bottom)
                                              and top > bottom):
         top = bottom = None
-    return Proposal(
-        head_top_y=Field(top, bounds.top_confidence if top is not None else 0.0),
-        head_bottom_y=Field(bottom, bounds.bottom_confidence if bottom is not None else 0.0),
+    fields = {
+        "head_top_y": Field(top, bounds.top_confidence if top is not None else 0.0),
+        "head_bottom_y": Field(bottom, bounds.bottom_confidence if bottom is not None else 0.0),
         **{name: Field(roles[name].value, roles[name].confidence)
            for name in (*EYE_FIELDS, "mouth_open")},
-        centre_x=bounds.centre_x if math.isfinite(bounds.centre_x) else 0.0,
-    )
+    }
+    if schema != "tha1":
+        fields.update(_wide_fields(model, face, roles))
+    if schema == "tha3":
+        body = propose_body_bones(model)
+        fields.update({name: Field(body.values[name], body.confidence[name])
+                       for name in BODY_COLUMNS})
+    return Proposal(fields, bounds.centre_x if math.isfinite(bounds.centre_x) else 0.0, schema)
+
+
+def _wide_fields(model: Model, face, roles) -> dict[str, Field]:
+    """The morph groups, halves, eye bones and iris angles (THA2 and THA3)."""
+    from annotate.iris import calibrate  # renders: only when a wide schema asks
+
+    faces = face_map(model, face)
+    prints = footprints(model, faces)
+    taken = {role.value for role in roles.values() if role.value}
+    wide, halves, halves_confidence = propose_wide_roles(prints, taken)
+    fields = {morph_column(g, side): Field(role.value, role.confidence)
+              for (g, side), role in wide.items()}
+    by_name = {f.name: f for f in prints.values()}
+    for g, column in (("eye_wink", "wink_both"), ("eye_happy_wink", "smile_wink_both")):
+        footprint = by_name.get(roles[column].value)
+        if footprint is not None:  # THA1's both-eye morphs may serve one eye by halves too
+            halves_confidence[g] = 0.9
+            if footprint.splittable:
+                halves.add(g)
+    fields[HALVES] = Field(format_halves(halves),
+                           round(min(halves_confidence.values(), default=0.9), 3))
+    blink = model.morph_index(roles["wink_both"].value) if roles["wink_both"].value else None
+    for side in SIDES:
+        eye = faces.eyes.get(side)
+        closing = roles[f"wink_{side}"].value
+        closing = model.morph_index(closing) if closing else blink
+        calibration = calibrate(model, eye, closing) if eye is not None else None
+        if calibration is None:
+            # no eye bone (or one that cannot reach the strips): no iris rotation here
+            fields[EYE_BONE_COLUMNS[side]] = Field(None, 0.7 if eye is None else 0.3)
+            for end in IRIS_ENDS:
+                fields[IRIS_COLUMNS[(side, end)]] = Field(None, 0.7 if eye is None else 0.3)
+            continue
+        fields[EYE_BONE_COLUMNS[side]] = Field(calibration.bone, 0.95)
+        for end in IRIS_ENDS:
+            fields[IRIS_COLUMNS[(side, end)]] = Field(calibration.angles[end],
+                                                      calibration.confidence)
+    return fields
 
 
 def failure_reason(error: BaseException) -> str:
@@ -98,10 +213,21 @@ def failure_reason(error: BaseException) -> str:
     return f"cannot handle this model ({type(error).__name__}: {text or 'no message'})"
 
 
+def _cell(entry, name: str) -> str:
+    value = getattr(entry, name)
+    if name.startswith("head_") or name in WIDE_FLOAT_COLUMNS:
+        return format_float(value)
+    return value or ""
+
+
 def values_stamp(entry) -> str:
-    """A short fingerprint of the annotated values of ``entry`` as the index stores them."""
-    cells = [format_float(getattr(entry, name)) if name.startswith("head_")
-             else getattr(entry, name) or "" for name in FIELDS]
+    """A short fingerprint of the annotated values of ``entry`` as the index stores them.
+
+    THA1's fields, and the wide columns once the row has any (so a stamp
+    written before they existed still matches).
+    """
+    names = ALL_FIELDS if has_wide_values(entry) else FIELDS
+    cells = [_cell(entry, name) for name in names]
     return hashlib.sha256("\x1f".join(cells).encode("utf-8")).hexdigest()[:12]
 
 
@@ -115,7 +241,8 @@ def refreshable(entry) -> bool:
     """
     if entry.status != "auto":
         return False
-    if all(getattr(entry, name) is None for name in FIELDS) and not entry.notes:
+    if all(getattr(entry, name) is None for name in FIELDS) and not entry.notes \
+            and not has_wide_values(entry):
         return True
     stamp = _STAMP.search(entry.notes or "")
     return stamp is not None and stamp.group(1) == values_stamp(entry)
@@ -124,13 +251,14 @@ def refreshable(entry) -> bool:
 def apply_proposal(entry, proposal: Proposal):
     """``entry`` (a :class:`pipeline.index.ModelEntry`) with the proposal written in.
 
-    Head bounds, morph names and a notes line ``auto: field confidence, ...;
-    proposal <stamp>``; status_reason is cleared (the model loaded). A row that
-    is not :func:`refreshable` (confirmed, rejected, or edited since the last
+    The schema's fields, and a notes line ``auto: field confidence, ...;
+    proposal <stamp>``; status_reason is cleared (the model loaded). Columns
+    the proposal's schema does not cover keep their values. A row that is not
+    :func:`refreshable` (confirmed, rejected, or edited since the last
     proposal) is returned unchanged.
     """
     if not refreshable(entry):
         return entry
-    values = {name: getattr(proposal, name).value for name in FIELDS}
+    values = {name: proposal.fields[name].value for name in SCHEMA_FIELDS[proposal.schema]}
     filled = replace(entry, status_reason="", **values)
     return replace(filled, notes=f"{proposal.notes()}; proposal {values_stamp(filled)}")

@@ -40,27 +40,33 @@ def main():
     """Propose and review head bounds and wink morphs for models in the index."""
 
 
+SCHEMA_OPTION = click.option(
+    "--schema", type=click.Choice(["tha1", "tha2", "tha3"]), default="tha1", show_default=True,
+    help="Which fields to propose: THA1's (head bounds, winks, mouth), or also every morph "
+         "group, the iris angles (tha2) and the upper-body bones (tha3).")
+
+
 @main.command()
 @click.argument("model_path", metavar="MODEL", type=click.Path(path_type=Path))
+@SCHEMA_OPTION
 @click.option("--json", "as_json", is_flag=True,
-              help="Print one JSON object {column: {value, confidence}} instead of a table.")
+              help="Print one JSON object {field: {value, confidence}} instead of a table.")
 @reports_errors(one_line=True)
-def suggest(model_path: Path, as_json: bool):
+def suggest(model_path: Path, schema: str, as_json: bool):
     """Print the automatic proposal for MODEL (.pmx/.pmd): each field's value and confidence."""
-    from annotate.auto import FIELDS
-
-    proposal = _propose_file(model_path, None)
+    proposal = _propose_file(model_path, None, schema)
+    fields = proposal.to_json()
     if as_json:
-        click.echo(json.dumps(proposal.to_json(), ensure_ascii=False, indent=2))
+        click.echo(json.dumps(fields, ensure_ascii=False, indent=2))
         return
     click.echo(f"{model_path}")
-    for name in FIELDS:
-        field = getattr(proposal, name)
-        value = "(none)" if field.value is None else field.value
-        click.echo(f"  {name:<18}{value!s:<16}{field.confidence:.2f}")
+    width = max(map(len, fields)) + 2
+    for name, field in fields.items():
+        value = "(none)" if field["value"] is None else field["value"]
+        click.echo(f"  {name:<{width}}{value!s:<16}{field['confidence']:.2f}")
 
 
-def _propose_file(path: Path, root: Path | None):
+def _propose_file(path: Path, root: Path | None, schema: str = "tha1"):
     """Load and propose one model; any failure is a PipelineError with a one-line reason."""
     from annotate.auto import failure_reason, propose
     from mmdrender.loader import load_model
@@ -68,7 +74,7 @@ def _propose_file(path: Path, root: Path | None):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return propose(load_model(path, root))
+            return propose(load_model(path, root), schema)
     except Exception as error:  # noqa: BLE001  (a corrupt file can make a parser raise anything)
         reason = failure_reason(error)
         raise PipelineError(reason if str(path) in reason else f"{path}: {reason}") from None
@@ -80,12 +86,14 @@ def _propose_file(path: Path, root: Path | None):
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path),
               help="Models root that index paths are relative to "
                    "[default: $THA_MODELS_ROOT, else out/samples beside the index].")
+@SCHEMA_OPTION
 @reports_errors(one_line=True)
-def scan(index_path: Path, root: Path | None):
+def scan(index_path: Path, root: Path | None, schema: str):
     """Fill or refresh the proposals of the auto rows nobody has edited.
 
-    Writes head bounds and morph names into the row and the per-field
-    confidences into its notes. Confirmed and rejected rows are never touched,
+    Writes head bounds and morph names (with --schema tha2/tha3 also every
+    morph group, halves, the eye bones and iris angles, and the body bones)
+    into the row and the confidences into its notes. Confirmed and rejected rows are never touched,
     nor auto rows a person edited (in the review window or by hand) since their
     last proposal, nor rows edited while the scan ran. A model that cannot be
     loaded or proposed keeps status auto, with the reason in status_reason, and
@@ -131,7 +139,7 @@ def scan(index_path: Path, root: Path | None):
             for entry in rows:
                 try:
                     new = apply_proposal(entry, _propose_file(resolve_model_path(entry, root),
-                                                              root))
+                                                              root, schema))
                 except PipelineError as error:
                     reason = " ".join(str(error).split())
                     failures.append(f"skipped {entry.model_id}: {reason}")

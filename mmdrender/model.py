@@ -9,7 +9,7 @@ numpy arrays so that posing can never mutate rest data by accident.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -340,6 +340,24 @@ class Model:
     def morph(self, name: str) -> Morph | None:
         index = self.morph_index(name)
         return None if index is None else self.morphs[index]
+
+    def with_faces(self, keep: np.ndarray) -> Model:
+        """This model drawing only the faces where ``keep`` ((F,) bool) is True.
+
+        Vertices, bones, morphs and materials stay as they are (so a pose of
+        this model poses the subset too); each material's run of faces
+        shrinks to the kept ones. For drawing part of a model alone: an iris
+        to measure it, the eyebrows in front of the hair.
+        """
+        keep = np.asarray(keep, dtype=bool)
+        if keep.shape != (len(self.faces),):
+            raise ValueError(f"keep must be ({len(self.faces)},) bool, not {keep.shape}")
+        counts = [int(keep[m.face_start:m.face_start + m.face_count].sum())
+                  for m in self.materials]
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(int).tolist()
+        materials = tuple(replace(m, face_start=start, face_count=count)
+                          for m, start, count in zip(self.materials, starts, counts, strict=True))
+        return replace(self, faces=frozen_array(self.faces[keep], np.int32), materials=materials)
 
     @property
     def missing_textures(self) -> tuple[TextureRef, ...]:

@@ -115,7 +115,20 @@ class Poser:
         Returned arrays are read-only; unchanged ones are the model's own.
         """
         values = self._check_params(params)
-        weights = self._morph_weights(values, morphs)
+        return self._posed(values, self._morph_weights(values, morphs))
+
+    def pose_weights(self, weights: np.ndarray) -> PosedModel:
+        """The model with raw morph weights by index ((N,) floats), no pose parameter.
+
+        For morphs a name cannot reach (a file may repeat a name; the first wins).
+        """
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.shape != (len(self.model.morphs),) or not np.isfinite(weights).all():
+            raise PoseError(f"morph weights must be {len(self.model.morphs)} finite numbers, "
+                            f"got an array of shape {weights.shape}")
+        return self._posed(dict.fromkeys(POSE_PARAMETERS, 0.0), weights)
+
+    def _posed(self, values: dict[str, float], weights: np.ndarray) -> PosedModel:
         if not weights.any() and not any(values[n] for n in ("head_x", "head_y", "neck_z")):
             return self._rest
         changes = apply_morphs(self.model, weights, self._rest_materials)

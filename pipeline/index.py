@@ -56,12 +56,16 @@ from pathlib import Path, PurePosixPath
 from pipeline.atomic import atomic_write
 from pipeline.errors import PipelineError
 from pipeline.roles import (
+    EYE_BONE_COLUMNS,
     HALVES,
+    IRIS_COLUMNS,
     LEGACY_COLUMNS,
     WIDE_COLUMNS,
     WIDE_FLOAT_COLUMNS,
     WIDE_TEXT_COLUMNS,
+    format_halves,
     halves_problem,
+    morph_column,
 )
 
 COLUMNS: tuple[str, ...] = (*LEGACY_COLUMNS, *WIDE_COLUMNS)
@@ -792,7 +796,8 @@ def _changed_file(entry: ModelEntry, sha256: str) -> ModelEntry:
 def sample_entries(samples_dir: str | os.PathLike) -> list[ModelEntry]:
     """Confirmed rows for the sample characters already written under ``samples_dir``.
 
-    Head bounds and morph names come from :func:`mmdrender.samples.sample_truth`;
+    Head bounds, morph names (every group's), bones and iris angles come from
+    :func:`mmdrender.samples.sample_truth`;
     ``source`` is the sample's name; paths are relative to ``samples_dir``;
     ``split`` is left empty.
     """
@@ -804,6 +809,10 @@ def sample_entries(samples_dir: str | os.PathLike) -> list[ModelEntry]:
         path = f"{name}/{name}.pmx"
         model_id = model_id_for(path, taken)
         taken.add(model_id)
+        wide = {morph_column(g, side): morph for (g, side), morph in truth.faces.items()}
+        wide |= {EYE_BONE_COLUMNS[side]: bone for side, bone in truth.eye_bones.items()}
+        wide |= {IRIS_COLUMNS[(side, end)]: float(angle)
+                 for side, ends in truth.iris.items() for end, angle in ends.items()}
         entries.append(ModelEntry(
             model_id=model_id, path=path, source=name, status="confirmed",
             status_reason="sample character: truth from mmdrender.samples",
@@ -812,5 +821,6 @@ def sample_entries(samples_dir: str | os.PathLike) -> list[ModelEntry]:
             smile_wink_left=truth.smile_wink_left, smile_wink_right=truth.smile_wink_right,
             smile_wink_both=truth.smile_wink_both, mouth_open=truth.mouth_open,
             sha256=file_sha256(Path(samples_dir, name, f"{name}.pmx")),
+            halves=format_halves(truth.halves), **wide, **truth.body_bones,
         ))
     return entries

@@ -62,9 +62,10 @@ def test_sample_names_alone_cannot_pass(samples_dir):
     # akane and midori have the same eye morph names (after NFKC), yet akane's ウィンク
     # closes her left eye and midori's her right: only geometry tells them apart.
     models = {name: load(samples_dir / name / f"{name}.pmx") for name in ("akane", "midori")}
-    names = {name: sorted(normalise(m.name) for m in model.morphs if m.panel == MorphPanel.EYE)
+    winks = {name: sorted(normalise(m.name) for m in model.morphs if m.panel == MorphPanel.EYE
+                          and m.name in {getattr(sample_truth(name), f) for f in MORPH_FIELDS})
              for name, model in models.items()}
-    assert names["akane"] == names["midori"]
+    assert winks["akane"] == winks["midori"] and len(winks["akane"]) == 6
     assert sample_truth("akane").wink_left == sample_truth("midori").wink_right == "ウィンク"
     assert propose(models["akane"]).wink_left.value == "ウィンク"
     assert propose(models["midori"]).wink_right.value == "ウィンク"
@@ -300,12 +301,12 @@ def test_scan_keeps_a_row_confirmed_while_it_ran(tmp_path, samples_dir, monkeypa
     real = annotate.auto.propose
     calls = []
 
-    def propose_and_confirm_meanwhile(model):
+    def propose_and_confirm_meanwhile(model, schema="tha1"):
         calls.append(model)
         if len(calls) == 1:  # while the scan runs, a person confirms row 0
             row = read_index(index)[0]
             update_index(index, [replace(row, status="confirmed", head_top_y=99.0)])
-        return real(model)
+        return real(model, schema)
 
     monkeypatch.setattr(annotate.auto, "propose", propose_and_confirm_meanwhile)
     result = CliRunner().invoke(main, ["scan", "--index", str(index), "--root", str(root)])
@@ -394,10 +395,10 @@ def test_scan_skips_models_that_fail_and_goes_on(tmp_path, samples_dir, monkeypa
     _break_loader(monkeypatch, SAMPLE_NAMES[0], Exception("unknown bone type: 239"))
     real = annotate.auto.propose
 
-    def propose_or_fail(model):
+    def propose_or_fail(model, schema="tha1"):
         if SAMPLE_NAMES[2] in model.path.name:
             raise ZeroDivisionError("Weights sum to zero, can't be normalized")
-        return real(model)
+        return real(model, schema)
 
     monkeypatch.setattr(annotate.auto, "propose", propose_or_fail)
     result = CliRunner().invoke(main, ["scan", "--index", str(index), "--root", str(root)])
@@ -421,11 +422,11 @@ def test_an_interrupted_scan_keeps_the_proposals_made(tmp_path, samples_dir, mon
     index, root = _index(tmp_path, samples_dir, ["auto"] * 3)
     real, calls = annotate.auto.propose, []
 
-    def propose_then_ctrl_c(model):
+    def propose_then_ctrl_c(model, schema="tha1"):
         calls.append(model)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(model)
+        return real(model, schema)
 
     monkeypatch.setattr(annotate.auto, "propose", propose_then_ctrl_c)
     result = CliRunner().invoke(main, ["scan", "--index", str(index), "--root", str(root)])
@@ -445,9 +446,9 @@ def test_scan_saves_as_it_goes(tmp_path, samples_dir, monkeypatch):
     monkeypatch.setattr(annotate.cli, "SAVE_EVERY_S", 0.0)
     real, on_disk = annotate.auto.propose, []
 
-    def propose_and_look(model):
+    def propose_and_look(model, schema="tha1"):
         on_disk.append([row.mouth_open for row in read_index(index)])
-        return real(model)
+        return real(model, schema)
 
     monkeypatch.setattr(annotate.auto, "propose", propose_and_look)
     result = CliRunner().invoke(main, ["scan", "--index", str(index), "--root", str(root)])
@@ -475,8 +476,8 @@ def test_a_later_scan_keeps_rows_a_person_edited(tmp_path, samples_dir, monkeypa
 
     real = annotate.auto.propose  # a better proposer since: another mouth morph
 
-    def improved(model):
-        return replace(real(model), mouth_open=annotate.auto.Field("い", 0.9))
+    def improved(model, schema="tha1"):
+        return real(model, schema).replaced(mouth_open=annotate.auto.Field("い", 0.9))
 
     monkeypatch.setattr(annotate.auto, "propose", improved)
     result = CliRunner().invoke(main, scan)

@@ -117,7 +117,7 @@ def test_records_pymeshio_cannot_write_round_trip(written):
         for v in model.vertices:
             if isinstance(v.deform, pmx.Sdef):
                 d = v.deform
-                assert {d.index0, d.index1} == {bones["上半身"], bones[arm_of(model, d)]}
+                assert {d.index0, d.index1} == {bones["上半身2"], bones[arm_of(model, d)]}
                 assert 0.0 < d.weight0 < 1.0
                 assert abs(d.sdef_r0.y - d.sdef_c.y) > 0.01  # R0, R1 straddle C on the arm
         morphs = {m.name: m for m in model.morphs}
@@ -125,10 +125,11 @@ def test_records_pymeshio_cannot_write_round_trip(written):
             if m.morph_type == 0:  # group: one-eye morphs at weight 1
                 parts = {model.morphs[o.morph_index].name for o in m.offsets}
                 assert len(parts) == 2 and all(o.value == 1.0 for o in m.offsets)
-            elif m.morph_type == 2:
+            elif m.morph_type == 2:  # bone: the hair turns, or the brow bones move
                 for o in m.offsets:
-                    q = o.rotation
-                    assert abs(q.x**2 + q.y**2 + q.z**2 + q.w**2 - 1) < 1e-5 and q.w < 1
+                    q, t = o.rotation, o.position
+                    assert abs(q.x**2 + q.y**2 + q.z**2 + q.w**2 - 1) < 1e-5
+                    assert q.w < 1 or abs(t.y) > 0.05
             elif m.morph_type == 3:
                 assert all(abs(o.uv.x - 0.5) < 1e-6 and o.uv.y == 0 for o in m.offsets)
         blush = morphs["照れ"].data[0]
@@ -140,9 +141,9 @@ def test_records_pymeshio_cannot_write_round_trip(written):
 
 
 def arm_of(model, deform) -> str:
-    """The SDEF partner of 上半身: an arm bone."""
+    """The SDEF partner of 上半身2 (the chest): an arm bone."""
     names = {model.bones[deform.index0].name, model.bones[deform.index1].name}
-    arm = (names - {"上半身"}).pop()
+    arm = (names - {"上半身2"}).pop()
     assert arm in ("左腕", "右腕")
     return arm
 

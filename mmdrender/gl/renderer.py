@@ -413,6 +413,8 @@ class ModelScene:
         self._calls: list[_DrawCall] = []
         self._uses_sub_uvs = False
         for i, m in enumerate(materials):
+            if m.face_count == 0:
+                continue  # never drawn (a face subset, see Model.with_faces): no texture needed
             has_sphere = m.sphere_mode != SphereMode.NONE and _found(m.sphere)
             variant = ShaderVariant(
                 texture=_found(m.texture),
@@ -426,13 +428,12 @@ class ModelScene:
                 role = "sphere_add" if m.sphere_mode == SphereMode.ADD else "sphere_multiply"
                 # A sub-texture is an image read by UV (wrapped, mip-mapped), not a sphere map.
                 sub_texture = m.sphere_mode == SphereMode.SUBTEXTURE
-                self._uses_sub_uvs |= sub_texture and m.face_count > 0
+                self._uses_sub_uvs |= sub_texture
                 sphere, _ = self._texture(ctx, m.sphere, role, cache, image=sub_texture)
             if variant.toon_ramp:
                 toon_texture, _ = self._texture(ctx, m.toon, "toon", cache)
-            if m.face_count > 0:
-                self._calls.append(_DrawCall(i, 3 * m.face_start, 3 * m.face_count, variant,
-                                             (diffuse, sphere, toon_texture)))
+            self._calls.append(_DrawCall(i, 3 * m.face_start, 3 * m.face_count, variant,
+                                         (diffuse, sphere, toon_texture)))
 
     def _texture(self, ctx: moderngl.Context, ref: TextureRef, role: str, cache: dict,
                  image: bool = False):

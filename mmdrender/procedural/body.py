@@ -20,6 +20,8 @@ from mmdrender.procedural.mesh import (
     tube_part,
 )
 
+CHEST = "上半身2"  # the upper chest: the neck, the arms and the collar hang on it
+
 
 @dataclass(frozen=True)
 class Body:
@@ -39,6 +41,19 @@ class Body:
     def waist(self) -> float:
         return self.chin - 3.6
 
+    @property
+    def chest(self) -> float:  # the 上半身2 joint
+        return self.chin - 2.3
+
+    def arm_joints(self, side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Shoulder (腕), elbow (ひじ) and wrist of the arm on ``side`` (+1 left, -1 right)."""
+        shoulder = self.shoulder * np.array([side, 1.0, 1.0])
+        wrist = shoulder + np.array([side * 0.55, -3.3, 0.05])
+        return shoulder, (shoulder + wrist) / 2, wrist
+
+    def collarbone(self, side: int) -> np.ndarray:  # the 肩 joint
+        return np.array([side * 0.35, self.chin - 0.8, 0.14])
+
 
 def torso(body: Body, material: str) -> Part:
     """Chest, waist and hips as one loft, closing over the shoulders at the neck."""
@@ -57,9 +72,18 @@ def torso(body: Body, material: str) -> Part:
     grid = np.stack(np.broadcast_arrays(x, y[:, None], z), -1)
     width = 1.3
     uv = np.stack([(grid[..., 0] + width) / (2 * width), (c - 0.4 - grid[..., 1]) / 4.7], -1)
-    blend = smoothstep(body.waist - 0.3, body.waist + 0.3, grid[..., 1]).reshape(-1)
-    skin = skin_blend(blend, "下半身", "上半身")
+    yy = grid[..., 1].reshape(-1)
+    hips = skin_blend(smoothstep(body.waist - 0.3, body.waist + 0.3, yy), "下半身", "上半身")
+    chest = skin_blend(smoothstep(body.chest - 0.4, body.chest + 0.4, yy), "上半身", CHEST)
+    skin = _pick(yy > (body.waist + body.chest) / 2, chest, hips)
     return surface_part("torso", material, grid, uv, skin, outward_from=(0.0, c - 2.5, 0.12))
+
+
+def _pick(upper: np.ndarray, above: Skin, below: Skin) -> Skin:
+    """Per vertex, the skinning of ``above`` where ``upper`` holds, else ``below``'s."""
+    return Skin(np.where(upper[:, None], above.bones, below.bones),
+                np.where(upper[:, None], above.weights, below.weights),
+                np.where(upper, above.kind, below.kind), below.sdef)
 
 
 def neck(body: Body, head_joint: float, radius: float = 0.36) -> Part:
@@ -72,34 +96,35 @@ def neck(body: Body, head_joint: float, radius: float = 0.36) -> Part:
     yy = grid[..., 1].reshape(-1)
     t_low = smoothstep(body.neck_base - 0.25, body.neck_base + 0.25, yy)
     t_high = smoothstep(head_joint - 0.25, head_joint + 0.25, yy)
-    low = skin_blend(t_low, "上半身", "首")
+    low = skin_blend(t_low, CHEST, "首")
     high = skin_blend(t_high, "首", "頭")
-    use_high = yy > 0.5 * (body.neck_base + head_joint)
-    skin = Skin(np.where(use_high[:, None], high.bones, low.bones),
-                np.where(use_high[:, None], high.weights, low.weights),
-                np.where(use_high, high.kind, low.kind), low.sdef)
+    skin = _pick(yy > 0.5 * (body.neck_base + head_joint), high, low)
     return tube_part("neck", "skin", centres, grid, uv, skin)
 
 
 def arms(body: Body, sleeve: str) -> list[Part]:
-    """Arms hanging at the sides, SDEF-blended 上半身 -> 腕 at the shoulder."""
+    """Arms hanging at the sides: SDEF-blended 上半身2 -> 腕 at the shoulder, 腕 -> ひじ at
+    the elbow; the hand on the forearm (ひじ)."""
     parts = []
     u = np.linspace(0.0, 1.0, 18)
-    for side, bone in ((1, "左腕"), (-1, "右腕")):
-        shoulder = body.shoulder * np.array([side, 1.0, 1.0])
-        wrist = shoulder + np.array([side * 0.55, -3.3, 0.05])
+    for side, lr in ((1, "左"), (-1, "右")):
+        arm, elbow_bone = f"{lr}腕", f"{lr}ひじ"
+        shoulder, elbow, wrist = body.arm_joints(side)
         centres = shoulder + u[:, None] * (wrist - shoulder)
         centres[:, 1] += 0.12 * (1 - u)
         r = 0.27 - 0.08 * u
         r[0] = 0.0
         grid, uv = tube_grid(centres, r, 0.95 * r, (0.0, 0.0, -1.0), around=14)
-        t = smoothstep(shoulder[1] + 0.2, shoulder[1] - 0.45, grid[..., 1]).reshape(-1)
-        skin = skin_sdef(t, "上半身", bone, shoulder, wrist - shoulder)
+        yy = grid[..., 1].reshape(-1)
+        upper = skin_sdef(smoothstep(shoulder[1] + 0.2, shoulder[1] - 0.45, yy), CHEST, arm,
+                          shoulder, wrist - shoulder)
+        lower = skin_blend(smoothstep(elbow[1] + 0.25, elbow[1] - 0.25, yy), arm, elbow_bone)
+        skin = _pick(yy < (shoulder[1] + elbow[1]) / 2, lower, upper)
         # sleeves sample a plain corner of the clothes texture
         parts.append(tube_part("arm", sleeve, centres, grid, _uv_into(uv, (0.02, 0.82, 0.2, 0.95)),
                                skin))
         parts.append(ellipsoid("hand", "skin", wrist + np.array([side * 0.05, -0.25, 0.0]),
-                               (0.17, 0.28, 0.2), bone, uv_box=(0.1, 0.6, 0.9, 0.95)))
+                               (0.17, 0.28, 0.2), elbow_bone, uv_box=(0.1, 0.6, 0.9, 0.95)))
     return parts
 
 

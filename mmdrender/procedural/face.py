@@ -157,7 +157,12 @@ class EyeShape:
 # z offsets of face decals toward the viewer, back to front
 Z_SCLERA, Z_IRIS, Z_HIGHLIGHT, Z_LOWER_LASH = 0.010, 0.020, 0.030, 0.035
 Z_LID, Z_LASH = 0.045, 0.055  # the lid covers the eye, the lash line lies on the lid
-Z_BROW, Z_BLUSH, Z_INNER_MOUTH, Z_MOUTH_LINE = 0.012, 0.022, 0.020, 0.030
+Z_BROW, Z_BLUSH, Z_INNER_MOUTH, Z_MOUTH_LINE = 0.012, 0.036, 0.020, 0.030  # blush: over the socket
+Z_SOCKET = 0.032  # skin around the opening: in front of the iris and highlights, behind the lids
+SOCKET = 0.2  # the socket ring's width, model units
+IRIS_SMALL = 0.6  # iris_small shrinks the iris to this fraction
+SURPRISE = 0.18  # eye heights the lashes rise by when surprised
+LOWER_LID = 0.35  # how far up the opening the raised lower lid reaches
 
 
 def _polar(n_rings: int, n_angles: int):
@@ -168,17 +173,26 @@ def _polar(n_rings: int, n_angles: int):
 
 
 def eye_parts(head: HeadShape, eye: EyeShape, side: int, eye_bone: str, key: str) -> list[Part]:
-    """Sclera, iris, highlights, eyelid and lashes of one eye.
+    """Sclera, iris, highlights, the socket around them, eyelids and lashes of one eye.
 
-    ``side`` is +1 for the character's left eye (+x), -1 for its right. Shape
-    keys ``close_<key>`` and ``happy_<key>`` close the eye: the eyelid, which
-    rests folded to zero area along the top of the opening, unrolls down over
-    it and the upper lash line follows. The iris carries the UV shape ``star``.
+    ``side`` is +1 for the character's left eye (+x), -1 for its right. The
+    iris and its highlights hang on ``eye_bone``; the socket, a ring of skin
+    just in front of them around the opening, hides whatever of the iris a
+    turned eye bone moves out of it. Shape keys, each ``<shape>_<key>``:
+    ``close`` and ``happy`` close the eye (the upper lid, which rests folded to
+    zero area along the top of the opening, unrolls down over it and the lash
+    line follows); ``relaxed`` and ``unimpressed`` close it part way to a flat
+    line; ``surprised`` lifts the lashes; ``lower_up`` raises a lower lid that
+    rests folded along the bottom; ``iris_small`` shrinks the iris. The iris
+    carries the UV shape ``star``.
     """
     cx = side * eye.x
 
     def at(s, y):
         return np.stack(np.broadcast_arrays(cx + side * s * eye.w, y), -1)
+
+    def lifted(xy, offset):
+        return head.lift(xy, offset)[0].reshape(-1, 3)
 
     parts = []
     # sclera: between the top and bottom curves
@@ -189,17 +203,16 @@ def eye_parts(head: HeadShape, eye: EyeShape, side: int, eye_bone: str, key: str
     parts.append(decal("sclera", "sclera", head, xy, Z_SCLERA, uv,
                        skin_single(xy[..., 0].size, "頭")))
 
-    # iris: an ellipse clipped to the opening; UVs keep the unclipped layout
+    # iris: a whole ellipse (the socket hides what lies outside the opening)
     px, py = _polar(10, 32)
     ix, iy = cx, eye.y - 0.15 * eye.h
     rx, ry = eye.iris * eye.w, 1.05 * eye.iris * eye.h
-    x, y = ix + rx * px, iy + ry * py
-    s_clip = np.clip(side * (x - cx) / eye.w, -0.97, 0.97)
-    y_clip = np.clip(y, eye.bottom(s_clip) + 0.004, eye.top(s_clip) - 0.004)
-    xy = np.stack([cx + side * s_clip * eye.w, y_clip], -1)
+    xy = np.stack([ix + rx * px, iy + ry * py], -1)
     uv = np.stack([0.25 + 0.25 * px, 0.5 - 0.5 * py], -1)
     iris = decal("iris", "iris", head, xy, Z_IRIS, uv, skin_single(xy[..., 0].size, eye_bone))
     iris.uv_shapes["star"] = np.tile([0.5, 0.0, 0.0, 0.0], (len(iris), 1))
+    small = np.stack([ix + IRIS_SMALL * rx * px, iy + IRIS_SMALL * ry * py], -1)
+    iris.shapes[f"iris_small_{key}"] = lifted(small, Z_IRIS) - iris.positions
     parts.append(iris)
 
     # highlights: a big one up and to the viewer's left, a small one opposite
@@ -212,7 +225,11 @@ def eye_parts(head: HeadShape, eye: EyeShape, side: int, eye_bone: str, key: str
     highlight = decal("highlight", "highlight", head, xy, Z_HIGHLIGHT, uv,
                       skin_single(xy[..., 0].size, eye_bone))
     highlight.faces = highlight.faces[_not_across(hx.shape, len(grids), highlight.faces)]
+    shrunk = np.stack([ix + IRIS_SMALL * (xy[..., 0] - ix), iy + IRIS_SMALL * (xy[..., 1] - iy)],
+                      -1)
+    highlight.shapes[f"iris_small_{key}"] = lifted(shrunk, Z_HIGHLIGHT) - highlight.positions
     parts.append(highlight)
+    parts.append(socket_part(head, eye, side))
 
     # eyelid: skin folded along the top of the opening at rest
     s = np.linspace(-1.12, 1.12, 19)
@@ -224,10 +241,27 @@ def eye_parts(head: HeadShape, eye: EyeShape, side: int, eye_bone: str, key: str
     n = rest[..., 0].size
     lid = decal("eyelid", "face", head, rest, Z_LID, head.face_uv(shut[..., 0], shut[..., 1]),
                 skin_single(n, "頭"), open_xy=shut)
-    shut_positions = head.lift(shut, Z_LID)[0].reshape(-1, 3)
+    shut_positions = lifted(shut, Z_LID)
     lid.shapes[f"close_{key}"] = shut_positions - lid.positions
     lid.shapes[f"happy_{key}"] = shut_positions - lid.positions
+    for shape, line in (("relaxed", eye.y - 0.2 * eye.h), ("unimpressed", eye.y + 0.4 * eye.h)):
+        part_way = at(s, lid_top + r * (np.maximum(line, lid_bottom) - lid_top))
+        lid.shapes[f"{shape}_{key}"] = lifted(part_way, Z_LID) - lid.positions
+    lift = np.zeros((len(r), len(s), 2))
+    lift[..., 1] = SURPRISE * eye.h
+    lid.shapes[f"surprised_{key}"] = lifted(rest + lift, Z_LID) - lid.positions
     parts.append(lid)
+
+    # lower lid: skin folded along the bottom of the opening, raised part way up
+    low = eye.bottom(s) - 0.01
+    rest = at(s, np.broadcast_to(low, (len(r), len(s))))
+    raised_line = eye.bottom(s) + LOWER_LID * (eye.top(s) - eye.bottom(s))
+    raised = at(s, low - 0.04 + r * (raised_line - low + 0.04))
+    uv = head.face_uv(raised[..., 0], raised[..., 1])
+    lower = decal("lower eyelid", "face", head, rest, Z_LID, uv,
+                  skin_single(rest[..., 0].size, "頭"), open_xy=raised)
+    lower.shapes[f"lower_up_{key}"] = lifted(raised, Z_LID) - lower.positions
+    parts.append(lower)
 
     # upper lash line: thick toward the outer corner, flicking out past it
     s = np.linspace(-0.95, 1.22, 25)
@@ -242,18 +276,63 @@ def eye_parts(head: HeadShape, eye: EyeShape, side: int, eye_bone: str, key: str
     rest = lash(eye.top, 1.3, 0.0)
     lash_part = decal("lash", "lash", head, rest, Z_LASH, np.zeros(rest.shape),
                       skin_single(rest[..., 0].size, "頭"))
-    for shape, curve in (("close", eye.closed), ("happy", eye.happy)):
-        target = head.lift(lash(curve, -0.8, 1.0), Z_LASH)[0].reshape(-1, 3)
-        lash_part.shapes[f"{shape}_{key}"] = target - lash_part.positions
+    flat = {"relaxed": eye.y - 0.2 * eye.h, "unimpressed": eye.y + 0.4 * eye.h}
+    curves = {"close": eye.closed, "happy": eye.happy,
+              **{shape: (lambda s, y=y: np.full_like(s, y)) for shape, y in flat.items()}}
+    for shape, curve in curves.items():
+        lash_part.shapes[f"{shape}_{key}"] = lifted(lash(curve, -0.8, 1.0), Z_LASH) - \
+            lash_part.positions
+    raised_lash = lash(lambda s: eye.top(s) + SURPRISE * eye.h, 1.3, 0.0)
+    lash_part.shapes[f"surprised_{key}"] = lifted(raised_lash, Z_LASH) - lash_part.positions
     parts.append(lash_part)
 
     # lower lash: a thin stroke under the outer half
     s = np.linspace(0.15, 1.0, 10)
     r = np.array([0.0, 1.0])[:, None]
-    xy = at(s, eye.bottom(s) - r * 0.022 * (0.3 + 0.7 * smoothstep(0.15, 0.6, s)))
-    parts.append(decal("lower lash", "lash", head, xy, Z_LOWER_LASH, np.zeros(xy.shape),
-                       skin_single(xy[..., 0].size, "頭")))
+    width = 0.022 * (0.3 + 0.7 * smoothstep(0.15, 0.6, s))
+    xy = at(s, eye.bottom(s) - r * width)
+    lower_lash = decal("lower lash", "lash", head, xy, Z_LOWER_LASH, np.zeros(xy.shape),
+                       skin_single(xy[..., 0].size, "頭"))
+    up = at(s, eye.bottom(s) + LOWER_LID * (eye.top(s) - eye.bottom(s)) - r * width)
+    lower_lash.shapes[f"lower_up_{key}"] = lifted(up, Z_LOWER_LASH) - lower_lash.positions
+    down = at(s, eye.bottom(s) - 0.4 * SURPRISE * eye.h - r * width)
+    lower_lash.shapes[f"surprised_{key}"] = lifted(down, Z_LOWER_LASH) - lower_lash.positions
+    parts.append(lower_lash)
     return parts
+
+
+def small_iris_part(head: HeadShape, eye: EyeShape, side: int, eye_bone: str,
+                    material: str) -> Part:
+    """The iris at :data:`IRIS_SMALL` of its size, just in front of it, for a material swap."""
+    px, py = _polar(10, 32)
+    ix, iy = side * eye.x, eye.y - 0.15 * eye.h
+    rx, ry = IRIS_SMALL * eye.iris * eye.w, IRIS_SMALL * 1.05 * eye.iris * eye.h
+    xy = np.stack([ix + rx * px, iy + ry * py], -1)
+    uv = np.stack([0.25 + 0.25 * px, 0.5 - 0.5 * py], -1)
+    return decal("small iris", material, head, xy, Z_IRIS + 0.002, uv,
+                 skin_single(xy[..., 0].size, eye_bone))
+
+
+def socket_part(head: HeadShape, eye: EyeShape, side: int) -> Part:
+    """A ring of skin around the eye's opening, in front of the iris and its highlights.
+
+    Its inner edge is the opening (the top and bottom curves), its outer edge
+    ``SOCKET`` further out; it samples the face texture where the face does,
+    so it looks like the face itself and hides a turned iris outside the eye.
+    """
+    s = np.concatenate([np.linspace(-1.0, 1.0, 17), np.linspace(1.0, -1.0, 17)[1:-1]])
+    upper = np.arange(len(s)) < 17
+    y = np.where(upper, eye.top(s), eye.bottom(s))
+    inner = np.stack([side * eye.x + side * s * eye.w, y], -1)
+    inner = np.concatenate([inner, inner[:1]])  # closed loop
+    centre = np.array([side * eye.x, eye.y])
+    outward = inner - centre
+    outward /= np.linalg.norm(outward, axis=1, keepdims=True)
+    r = np.linspace(0.0, 1.0, 3)[:, None, None]
+    xy = inner[None] + r * SOCKET * outward[None]
+    uv = head.face_uv(xy[..., 0], xy[..., 1])
+    return decal("eye socket", "face", head, xy, Z_SOCKET, uv,
+                 skin_single(xy[..., 0].size, "頭"))
 
 
 def _not_across(grid_shape, copies: int, faces: np.ndarray) -> np.ndarray:
@@ -263,8 +342,12 @@ def _not_across(grid_shape, copies: int, faces: np.ndarray) -> np.ndarray:
     return (block.min(axis=1) == block.max(axis=1)) & (block.max(axis=1) < copies)
 
 
-def brow_part(head: HeadShape, eye: EyeShape, side: int) -> Part:
-    """An eyebrow over ``eye``; shapes ``brow_up``, ``brow_sad`` and ``brow_angry``."""
+def brow_part(head: HeadShape, eye: EyeShape, side: int, key: str, bone: str = "頭") -> Part:
+    """An eyebrow over ``eye``, on ``bone``, with shapes ``brow_<kind>_<key>``.
+
+    Kinds: ``up`` and ``down`` (raised, lowered), ``sad`` (inner end up: troubled),
+    ``angry`` (inner end down), ``happy`` (arched up) and ``serious`` (flattened, low).
+    """
     s = np.linspace(-1.0, 1.0, 15)
     r = np.array([-0.5, 0.5])[:, None]
     x = side * eye.x + side * eye.w * (0.15 + 1.05 * s)
@@ -276,11 +359,15 @@ def brow_part(head: HeadShape, eye: EyeShape, side: int) -> Part:
 
     rest = grid(0.0)
     part = decal("eyebrow", "brow", head, rest, Z_BROW, np.zeros(rest.shape),
-                 skin_single(rest[..., 0].size, "頭"))
+                 skin_single(rest[..., 0].size, bone))
     inner = (1 - s) / 2
-    for key, dy in (("brow_up", 0.13 + 0 * s), ("brow_sad", 0.14 * inner - 0.04 * (1 - inner)),
-                    ("brow_angry", -0.09 * inner + 0.05 * (1 - inner))):
-        part.shapes[key] = head.lift(grid(dy), Z_BROW)[0].reshape(-1, 3) - part.positions
+    for kind, dy in (("up", 0.13 + 0 * s), ("down", -0.1 + 0 * s),
+                     ("sad", 0.14 * inner - 0.04 * (1 - inner)),
+                     ("angry", -0.09 * inner + 0.05 * (1 - inner)),
+                     ("happy", 0.02 + 0.09 * (1 - s**2)),
+                     ("serious", -0.05 - 0.07 * (1 - s**2) - 0.03 * inner)):
+        target = head.lift(grid(dy), Z_BROW)[0].reshape(-1, 3)
+        part.shapes[f"brow_{kind}_{key}"] = target - part.positions
     return part
 
 
@@ -294,6 +381,7 @@ class Mouth:
         "a": (1.00, 0.30, 0.01, 0.12),
         "i": (1.30, 0.07, 0.00, 0.02),
         "u": (0.50, 0.12, 0.04, 0.03),
+        "e": (1.15, 0.15, 0.01, 0.05),
         "o": (0.72, 0.25, 0.05, 0.09),
     }
 
@@ -310,8 +398,12 @@ class Mouth:
 
 
 def mouth_parts(head: HeadShape, mouth: Mouth) -> list[Part]:
-    """Closed-mouth line and the inner mouth (zero area at rest); vowel shapes
-    ``mouth_a/i/u/o`` open it and drop the jaw."""
+    """Closed-mouth line and the inner mouth (zero area at rest).
+
+    Shapes: ``mouth_a/i/u/e/o`` open it and drop the jaw; ``mouth_delta`` opens a
+    triangle (▲); ``mouth_smirk`` lifts the character's left corner alone;
+    ``corner_up_<L|R>`` and ``corner_down_<L|R>`` move one corner of the line.
+    """
     s = np.linspace(-1.0, 1.0, 13)
     r = np.linspace(0.0, 1.0, 7)[:, None]
     w = mouth.half_width
@@ -323,6 +415,10 @@ def mouth_parts(head: HeadShape, mouth: Mouth) -> list[Part]:
         bottom = mouth.y - depth * (1 - s**2) ** 0.6
         xy = np.stack(np.broadcast_arrays(0.95 * w * wf * s, top + r * (bottom - top)), -1)
         opened[vowel] = (xy, drop)
+    # ▲: a triangle opening with its apex up
+    top = mouth.y + 0.13 * (1 - np.abs(s))
+    xy = np.stack(np.broadcast_arrays(0.8 * w * s, top + r * (mouth.y - 0.05 - top)), -1)
+    opened["delta"] = (xy, 0.0)
     inner = decal("inner mouth", "mouth", head, rest, Z_INNER_MOUTH, uv,
                   skin_single(rest[..., 0].size, "頭"), open_xy=opened["a"][0])
     for vowel, (xy, drop) in opened.items():
@@ -335,15 +431,26 @@ def mouth_parts(head: HeadShape, mouth: Mouth) -> list[Part]:
     r = np.array([-0.5, 0.5])[:, None]
     thick = 0.024 * (1 - 0.7 * np.abs(s) ** 3)
 
-    def line(width):
-        return np.stack(np.broadcast_arrays(w * width * s, mouth.y + 0.02 * s**2 + r * thick), -1)
+    def line(width, dy=0.0):
+        return np.stack(np.broadcast_arrays(w * width * s, mouth.y + 0.02 * s**2 + dy
+                                            + r * thick), -1)
 
     rest = line(1.0)
     lips = decal("mouth line", "lips", head, rest, Z_MOUTH_LINE, np.zeros(rest.shape),
                  skin_single(rest[..., 0].size, "頭"))
-    for vowel, (wf, *_rest) in Mouth.VOWELS.items():
-        target = head.lift(line(wf), Z_MOUTH_LINE)[0].reshape(-1, 3)
+    widths = {vowel: wf for vowel, (wf, *_unused) in Mouth.VOWELS.items()}
+    for vowel, width in {**widths, "delta": 0.8}.items():
+        target = head.lift(line(width), Z_MOUTH_LINE)[0].reshape(-1, 3)
         lips.shapes[f"mouth_{vowel}"] = target - lips.positions
+    corners = {}
+    for side, key in ((1, "L"), (-1, "R")):
+        corners[key] = smoothstep(0.45, 1.0, side * s)  # 0 on the middle half, 1 at that corner
+        for shape, amount in (("corner_up", 0.1), ("corner_down", -0.09)):
+            target = head.lift(line(1.0, amount * corners[key]), Z_MOUTH_LINE)[0].reshape(-1, 3)
+            lips.shapes[f"{shape}_{key}"] = target - lips.positions
+    smirk = line(1.0, 0.11 * corners["L"] - 0.02 * corners["R"])
+    lips.shapes["mouth_smirk"] = head.lift(smirk, Z_MOUTH_LINE)[0].reshape(-1, 3) - \
+        lips.positions
     return [inner, lips]
 
 
