@@ -172,14 +172,16 @@ def scan(index_path: Path, root: Path | None, schema: str):
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path),
               help="Models root that index paths are relative to "
                    "[default: $THA_MODELS_ROOT, else out/samples beside the index].")
+@SCHEMA_OPTION
 @reports_errors(one_line=True)
-def gui(index_path: Path, root: Path | None):
+def gui(index_path: Path, root: Path | None, schema: str):
     """Review models in a window: head bounds, eye and mouth morphs; confirm or reject.
 
     Keys: Enter confirm, r reject, j/k next/previous, Ctrl+Z undo, Up/Down move
     the head line, Left/Right then 1-6 for eye morphs, ,/. then m for the mouth
     morph (the full list is in annotate/gui/app.py and at the window's foot).
-    Needs PySide6: make setup-gui.
+    With --schema tha2/tha3, F1-F6 (or Tab) turn pages for the eyebrows, eyes,
+    iris, mouth and body. Needs PySide6: make setup-gui.
     """
     read_index(index_path)  # a bad index is one error line, before any window
     if sys.platform.startswith("linux") and not any(
@@ -197,7 +199,7 @@ def gui(index_path: Path, root: Path | None):
         raise PipelineError(problem)
     from annotate.gui.app import run_gui
 
-    sys.exit(run_gui(index_path, root))
+    sys.exit(run_gui(index_path, root, schema))
 
 
 def pyside_problem(pyside: tuple[int, int], python: tuple[int, int]) -> str | None:

@@ -36,7 +36,7 @@ from mmdrender.model import Model
 from mmdrender.pose import Poser
 from mmdrender.posed import PosedModel
 from mmdrender.render import get_renderer
-from mmdrender.skeleton import quat_about_axis, quat_to_matrix
+from mmdrender.skeleton import quat_about_axis
 
 SIZE = 256  # the close-up's side in pixels
 VIEW = 1.6  # the close-up is this many iris sizes high, either side of the iris's centre
@@ -74,25 +74,11 @@ def close_up(eye: Eye) -> Camera:
     return Camera((x0 + x1) / 2, (y0 + y1) / 2, VIEW * size, SIZE)
 
 
-def rotated_positions(model: Model, bone: int, axis: str, degrees: float,
-                      positions: np.ndarray | None = None) -> np.ndarray:
-    """(V, 3) float32 positions with ``bone`` turned by ``degrees`` about ``axis`` (x or y).
-
-    Linear-blend skinning for that one bone about its own position: each
-    vertex moves by its weight on the bone.
-    """
-    base = model.vertices.positions if positions is None else positions
-    pivot = np.asarray(model.bones[bone].position, dtype=np.float64)
+def rotated_positions(poser: Poser, bone: int, axis: str, degrees: float) -> np.ndarray:
+    """(V, 3) float32 positions with ``bone`` turned by ``degrees`` about ``axis`` (x or y)."""
     unit = (1.0, 0.0, 0.0) if axis == "x" else (0.0, 1.0, 0.0)
-    rotation = quat_to_matrix(quat_about_axis(unit, math.radians(degrees)))
-    weight = np.where(model.vertices.bone_indices == bone, model.vertices.bone_weights,
-                      0.0).sum(axis=1)
-    moved = weight > 0
-    p = base[moved].astype(np.float64)
-    turned = (p - pivot) @ rotation.T + pivot
-    out = np.array(base, dtype=np.float32)
-    out[moved] = (p + weight[moved, None] * (turned - p)).astype(np.float32)
-    return out
+    name = poser.model.bones[bone].name
+    return poser.pose(turns={name: quat_about_axis(unit, math.radians(degrees))}).positions
 
 
 class _Drawer:
@@ -100,6 +86,7 @@ class _Drawer:
 
     def __init__(self, model: Model, eye: Eye, camera: Camera):
         self.model, self.eye, self.camera = model, eye, camera
+        self.poser = Poser(model)
         on_bone = eye.vertices[model.faces].all(axis=1)
         self.iris_model = model.with_faces(on_bone)
         renderer = get_renderer(SIZE)
@@ -108,7 +95,7 @@ class _Drawer:
 
     def iris_pixels(self, axis: str, degrees: float) -> np.ndarray | None:
         """(x_min, x_max, y_min, y_max) of the drawn iris in pixel edges, or None if unseen."""
-        positions = rotated_positions(self.model, self.eye.bone, axis, degrees)
+        positions = rotated_positions(self.poser, self.eye.bone, axis, degrees)
         image = self.iris_scene.draw(PosedModel(self.iris_model, positions,
                                                 self.rest_iris.normals, self.rest_iris.uvs,
                                                 self.rest_iris.materials), self.camera)
@@ -238,43 +225,44 @@ def _model_box(camera: Camera, box: np.ndarray) -> tuple[float, float, float, fl
             float(top - box[3] * step), float(top - box[2] * step))
 
 
-def review_images(model: Model, eye: Eye, calibration: IrisCalibration) -> dict[str, np.ndarray]:
+def review_images(model: Model, eye: Eye, angles: dict, closing: int | None
+                  ) -> dict[str, np.ndarray]:
     """The eye's close-up at rest and at each end, with the box and the target strip drawn.
 
-    Returns ``{"rest" | "x_pos" | "x_neg" | "y_pos" | "y_neg": (SIZE, SIZE, 4) uint8}``,
-    the whole face drawn with only this eye turned; the eye's box in yellow and
-    each end's target line in cyan, so a person sees the rule being kept.
+    ``angles``: end -> degrees (x_pos, x_neg, y_pos, y_neg; an end missing or
+    None is left out). Returns ``{"rest" | end: (SIZE, SIZE, 4) uint8}``, the
+    whole face drawn with only this eye turned; the eye's box (measured as
+    :func:`calibrate` does) in yellow and each end's target line in cyan, so a
+    person sees the rule being kept.
     """
     camera = close_up(eye)
-    box = _pixel_box(camera, calibration.eye_box)
-    rest_positions = model.vertices.positions
-    rest = PosedModel.rest(model)
-    renderer = get_renderer(SIZE)
+    drawer = _Drawer(model, eye, camera)
+    try:
+        iris = drawer.iris_pixels("x", 0.0)
+    finally:
+        drawer.release()
+    box = eye_box_pixels(model, camera, closing, iris) if iris is not None else None
+    poser = Poser(model)
     images = {}
-    with renderer.prepare(model) as scene:
-        for end in ("rest", *calibration.angles):
-            posed = rest
-            target = None
+    with get_renderer(SIZE).prepare(model) as scene:
+        for end in ("rest", *(e for e, *_ in TARGETS if angles.get(e) is not None)):
+            posed, target = poser.pose(), None
             if end != "rest":
-                _, axis, edge, fraction = next(t for t in TARGETS if t[0] == end)
-                positions = rotated_positions(model, eye.bone, axis, calibration.angles[end],
-                                              rest_positions)
-                posed = PosedModel(model, positions, rest.normals, rest.uvs, rest.materials)
-                start, span = (box[0], box[1] - box[0]) if axis == "y" else \
-                    (box[2], box[3] - box[2])
-                target = (axis, start + fraction * span)
+                _, axis, _edge, fraction = next(t for t in TARGETS if t[0] == end)
+                unit = (1.0, 0.0, 0.0) if axis == "x" else (0.0, 1.0, 0.0)
+                posed = poser.pose(turns={model.bones[eye.bone].name:
+                                          quat_about_axis(unit, math.radians(angles[end]))})
+                if box is not None:
+                    start, span = (box[0], box[1] - box[0]) if axis == "y" else \
+                        (box[2], box[3] - box[2])
+                    target = (axis, start + fraction * span)
             image = scene.draw(posed, camera).copy()
-            _outline(image, box, (255, 220, 0, 255))
+            if box is not None:
+                _outline(image, box, (255, 220, 0, 255))
             if target is not None:
                 _line(image, *target, (0, 220, 255, 255))
             images[end] = image
     return images
-
-
-def _pixel_box(camera: Camera, box) -> np.ndarray:
-    x0, x1, y0, y1 = box
-    (c0, r0), (c1, r1) = camera.to_pixels([[x0, y1], [x1, y0]])
-    return np.array([c0, c1, r0, r1])
 
 
 def _outline(image: np.ndarray, box: np.ndarray, colour) -> None:

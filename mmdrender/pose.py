@@ -108,14 +108,18 @@ class Poser:
         self._moved_vertices: dict[bytes, _MovedVertices] = {}
 
     def pose(self, params: Mapping[str, float] = _NONE,
-             morphs: Mapping[str, float] = _NONE) -> PosedModel:
+             morphs: Mapping[str, float] = _NONE,
+             turns: Mapping[str, np.ndarray] = _NONE) -> PosedModel:
         """The model with ``params`` (missing ones 0) and raw ``morphs`` weights applied.
 
         Raw morph weights (any finite value) add to those the parameters set.
-        Returned arrays are read-only; unchanged ones are the model's own.
+        ``turns``: bone name -> (4,) xyzw rotation in the project frame, composed
+        outside what the parameters and bone morphs give that bone (an eye bone
+        turned to look, a body bone to lean). Returned arrays are read-only;
+        unchanged ones are the model's own.
         """
         values = self._check_params(params)
-        return self._posed(values, self._morph_weights(values, morphs))
+        return self._posed(values, self._morph_weights(values, morphs), self._turns(turns))
 
     def pose_weights(self, weights: np.ndarray) -> PosedModel:
         """The model with raw morph weights by index ((N,) floats), no pose parameter.
@@ -128,8 +132,24 @@ class Poser:
                             f"got an array of shape {weights.shape}")
         return self._posed(dict.fromkeys(POSE_PARAMETERS, 0.0), weights)
 
-    def _posed(self, values: dict[str, float], weights: np.ndarray) -> PosedModel:
-        if not weights.any() and not any(values[n] for n in ("head_x", "head_y", "neck_z")):
+    def _turns(self, turns: Mapping[str, np.ndarray]) -> dict[int, np.ndarray]:
+        """Bone index -> unit xyzw quaternion, checked."""
+        result = {}
+        for name, rotation in turns.items():
+            index = self.model.bone_index(name)
+            if index is None:
+                raise PoseError(f"{self._label()} has no bone {name!r} to turn")
+            q = np.asarray(rotation, dtype=np.float64)
+            if q.shape != (4,) or not np.isfinite(q).all() or not np.linalg.norm(q) > 0:
+                raise PoseError(f"the turn of bone {name!r} must be a finite, non-zero xyzw "
+                                f"quaternion, got {rotation!r}")
+            result[index] = q / np.linalg.norm(q)
+        return result
+
+    def _posed(self, values: dict[str, float], weights: np.ndarray,
+               turns: dict[int, np.ndarray] | None = None) -> PosedModel:
+        if not weights.any() and not turns and \
+                not any(values[n] for n in ("head_x", "head_y", "neck_z")):
             return self._rest
         changes = apply_morphs(self.model, weights, self._rest_materials)
         rest = self.model.vertices
@@ -142,7 +162,7 @@ class Poser:
         if extra is not None and extra.shape[1] > 0 and extra[:, 0, :2].any():
             sub_uvs = rest.extra_uvs[:, 0, :2] + extra[:, 0, :2]
             sub_uvs.setflags(write=False)
-        rotations = self._rotations(values, changes.bone_rotations)
+        rotations = self._rotations(values, changes.bone_rotations, turns or {})
         normals = rest.normals
         if rotations is not None or changes.bone_translations is not None:
             skin = self._skeleton.skin_matrices(rotations, changes.bone_translations)
@@ -194,13 +214,15 @@ class Poser:
                             "pass a MorphMapping that names one of them, or None")
         return index
 
-    def _rotations(self, values: dict[str, float],
-                   morph_rotations: np.ndarray | None) -> np.ndarray | None:
+    def _rotations(self, values: dict[str, float], morph_rotations: np.ndarray | None,
+                   turns: dict[int, np.ndarray]) -> np.ndarray | None:
         """(B, 4) xyzw local rotations, or None when no bone rotates."""
-        if not (values["head_x"] or values["head_y"] or values["neck_z"]):
+        if not (values["head_x"] or values["head_y"] or values["neck_z"] or turns):
             return morph_rotations
         rotations = (np.tile(IDENTITY_QUAT, (len(self.model.bones), 1))
                      if morph_rotations is None else morph_rotations.copy())
+        for bone, rotation in turns.items():
+            rotations[bone] = quat_multiply(rotation, rotations[bone])
         unit = math.radians(self.degrees)
         if values["head_x"] or values["head_y"]:
             head = self._bone(HEAD_BONE, "head_x/head_y")

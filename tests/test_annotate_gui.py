@@ -23,6 +23,7 @@ from conftest_gl import gl_context  # noqa: E402, F401  (a fixture)
 from annotate.gui.store import FIELDS, ReviewStore, shown_values  # noqa: E402
 from mmdrender.samples import write_samples  # noqa: E402
 from pipeline.index import read_index, sample_entries, write_index  # noqa: E402
+from pipeline.roles import WIDE_COLUMNS  # noqa: E402
 
 MISSING = [name for name, module in (("PySide6", "PySide6"), ("pytest-qt", "pytestqt"))
            if importlib.util.find_spec(module) is None]
@@ -638,3 +639,160 @@ def test_gui_command_with_an_unreachable_display_prints_one_error_line(tmp_path,
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.output
     assert "QT_QPA_PLATFORM=offscreen" in lines[0]
+
+
+# ------------------------------------------------------------------ the wide pages (tha2/tha3)
+
+WIDE_BLANK = {**BLANK, **{c: None for c in WIDE_COLUMNS if c != "halves"}, "halves": ""}
+
+
+@pytest.fixture
+def wide_window(qtbot, tmp_path, written_samples):
+    """The window with --schema tha3 on the samples, rows 1-3 fresh (no value at all)."""
+    from annotate.gui.app import ReviewWindow
+
+    path, samples = tmp_path / "models_index.csv", tmp_path / "samples"
+    shutil.copytree(written_samples, samples)
+    write_index(path, [replace(e, **WIDE_BLANK) if i in AUTO_ROWS else e
+                       for i, e in enumerate(sample_entries(samples))])
+
+    def make():
+        window = ReviewWindow(path, samples, background=False, schema="tha3")
+        qtbot.addWidget(window)
+        window.resize(1400, 860)
+        window.show()
+        qtbot.waitExposed(window)
+        return window
+    return make, path
+
+
+@needs_qt
+def test_tha1_window_has_no_extra_pages(open_window):
+    window = open_window()
+    assert window.pages.count() == 1 and not window.tabs.isVisible()
+
+
+@needs_qt
+def test_pages_turn_with_function_keys_and_tab(qtbot, wide_window):
+    from PySide6.QtCore import Qt
+
+    make, _ = wide_window
+    window = make()
+    assert [window.tabs.tabText(i) for i in range(window.pages.count())] == [
+        "F1 THA1", "F2 eyebrows", "F3 eyes", "F4 iris", "F5 mouth", "F6 body"]
+    press(qtbot, window, Qt.Key.Key_F3)
+    assert window.page is window.role_pages["eye"]
+    press(qtbot, window, Qt.Key.Key_Tab)
+    assert window.page is window.iris_page
+    press(qtbot, window, Qt.Key.Key_Backtab)
+    press(qtbot, window, Qt.Key.Key_Backtab)
+    assert window.pages.currentIndex() == 1
+
+
+@needs_qt
+def test_one_key_confirms_every_wide_field_of_a_right_proposal(gl_context, qtbot,  # noqa: F811
+                                                                wide_window):
+    from PySide6.QtCore import Qt
+
+    from mmdrender.samples import sample_truth
+    from pipeline.roles import morph_column
+
+    make, path = wide_window
+    window = make()
+    model_id = window.current
+    press(qtbot, window, Qt.Key.Key_Return)
+    saved = row(path, model_id)
+    truth = sample_truth(saved.source)
+    assert saved.status == "confirmed"
+    for (group, side), morph in truth.faces.items():
+        assert getattr(saved, morph_column(group, side)) == morph
+    assert set(saved.halves.split()) == truth.halves
+    assert saved.eye_bone_left == "左目" and saved.shoulder_right == "右肩"
+    assert saved.iris_left_x_pos == pytest.approx(truth.iris["left"]["x_pos"], abs=1.0)
+
+
+@needs_qt
+def test_assign_slots_and_halves_on_the_eyebrow_page(gl_context, qtbot, wide_window):  # noqa: F811
+    from PySide6.QtCore import Qt
+
+    make, path = wide_window
+    window = make()
+    model_id = window.current  # midori: one-side brows only
+    press(qtbot, window, Qt.Key.Key_F2)
+    page = window.role_pages["eyebrow"]
+    assert page.current_group == "eyebrow_troubled"
+    press(qtbot, window, Qt.Key.Key_BracketRight)
+    assert page.current_group == "eyebrow_angry"
+    assert page.current == window.values["eyebrow_angry_left"]  # it shows what the group holds
+    press(qtbot, window, Qt.Key.Key_Right)
+    chosen = page.current
+    press(qtbot, window, Qt.Key.Key_3)  # ... plays the right side
+    assert row(path, model_id).eyebrow_angry_right == chosen
+    press(qtbot, window, Qt.Key.Key_1, Qt.KeyboardModifier.AltModifier)  # no both-sides morph
+    assert row(path, model_id).eyebrow_angry is None
+    press(qtbot, window, Qt.Key.Key_S)
+    assert "eyebrow_angry" in row(path, model_id).halves.split()
+    assert plain(page.cells[1][4]) == "✓"
+    press(qtbot, window, Qt.Key.Key_S)
+    assert "eyebrow_angry" not in row(path, model_id).halves.split()
+    # the winks' keys do nothing here: 4 would make the candidate a smile wink on page 1
+    before = row(path, model_id)
+    press(qtbot, window, Qt.Key.Key_4)
+    assert row(path, model_id) == before
+    assert page.morphed.image is not None and page.rest.image is not None
+    press(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert "eyebrow_angry" in row(path, model_id).halves.split()  # undo works here too
+
+
+@needs_qt
+def test_the_iris_page_shows_both_axes_and_turns_an_end(gl_context, qtbot,  # noqa: F811
+                                                        wide_window):
+    from PySide6.QtCore import Qt
+
+    make, path = wide_window
+    window = make()
+    model_id = window.current
+    press(qtbot, window, Qt.Key.Key_F4)
+    page = window.iris_page
+    assert all(page.pictures[end].image is not None
+               for end in ("rest", "x_pos", "x_neg", "y_pos", "y_neg"))
+    before = window.values["iris_left_x_pos"]
+    press(qtbot, window, Qt.Key.Key_Right, Qt.KeyboardModifier.ShiftModifier)
+    assert row(path, model_id).iris_left_x_pos == pytest.approx(before + 2.0)
+    press(qtbot, window, Qt.Key.Key_E)
+    assert page.side == "right" and "right" in plain(page.title)
+    press(qtbot, window, Qt.Key.Key_BracketRight)
+    press(qtbot, window, Qt.Key.Key_Left)
+    assert row(path, model_id).iris_right_x_neg == pytest.approx(
+        window.source.proposals[model_id].values["iris_right_x_neg"] - 0.5)
+
+
+@needs_qt
+def test_the_body_page_assigns_bones(gl_context, qtbot, wide_window):  # noqa: F811
+    from PySide6.QtCore import Qt
+
+    make, path = wide_window
+    window = make()
+    model_id = window.current
+    press(qtbot, window, Qt.Key.Key_F6)
+    page = window.body_page
+    assert page.current == "上半身" and page.turned.image is not None
+    press(qtbot, window, Qt.Key.Key_BracketRight)  # chest
+    press(qtbot, window, Qt.Key.Key_1, Qt.KeyboardModifier.AltModifier)
+    assert row(path, model_id).chest_bone is None
+    press(qtbot, window, Qt.Key.Key_Right)
+    press(qtbot, window, Qt.Key.Key_1)
+    assert row(path, model_id).chest_bone == page.current
+
+
+@needs_qt
+def test_japanese_names_are_drawn_with_a_japanese_font(qtbot, wide_window):
+    from PySide6.QtGui import QFontDatabase
+
+    japanese = QFontDatabase.families(QFontDatabase.WritingSystem.Japanese)
+    if not japanese:
+        pytest.skip("no Japanese font installed (scripts/ensure-fonts.sh installs one)")
+    make, _ = wide_window
+    window = make()
+    text = plain(window.role_pages["eyebrow"].cells[0][2])
+    assert "困り眉" in text  # the label holds the name itself, which a Japanese font draws

@@ -40,17 +40,21 @@ from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QLabel,
+    QStackedWidget,
+    QTabBar,
     QVBoxLayout,
     QWidget,
 )
 
-from annotate.auto import failure_reason
+from annotate.auto import SCHEMA_FIELDS, failure_reason
 from mmdrender.errors import MMDRenderError
 from mmdrender.model import MorphPanel as Panel
 from pipeline.errors import PipelineError
 from pipeline.index import models_root
+from pipeline.roles import BODY_COLUMNS, HALVES, format_halves
 
-from .source import VIEW_ZOOM, ModelSource, candidates
+from .pages import BodyPage, IrisPage, RolePage
+from .source import VIEW_ZOOM, ModelSource, body_candidates, candidates
 from .store import EYE_ROLES, FIELDS, ReviewStore, shown_values
 from .widgets import (
     CropPreview,
@@ -58,20 +62,26 @@ from .widgets import (
     ModelList,
     MorphPanel,
     ReasonEdit,
+    marked_changes,
     rich,
     to_qimage,
 )
 
 FILTERS = ("all", "unconfirmed", "low confidence first")
+FEATURE_PANELS = {"eyebrow": Panel.EYEBROW, "eye": Panel.EYE, "mouth": Panel.MOUTH}
 EYE_KEYS = {Qt.Key.Key_1: "wink_left", Qt.Key.Key_2: "wink_right", Qt.Key.Key_3: "wink_both",
             Qt.Key.Key_4: "smile_wink_left", Qt.Key.Key_5: "smile_wink_right",
             Qt.Key.Key_6: "smile_wink_both"}
+FIRST_PAGE_KEYS = {*EYE_KEYS, Qt.Key.Key_0, Qt.Key.Key_Left, Qt.Key.Key_Right, Qt.Key.Key_H,
+                   Qt.Key.Key_L, Qt.Key.Key_Comma, Qt.Key.Key_Period, Qt.Key.Key_Less,
+                   Qt.Key.Key_Greater, Qt.Key.Key_M}
 EYE_LABELS = ("wink left", "wink right", "wink both (blink)",
               "smile wink left", "smile wink right", "smile wink both")
 WARNINGS_SHOWN = 3  # the loader's warnings listed under the model (the rest are counted)
 HELP = ("Enter confirm · r reject · j/k next/prev · Ctrl+Z undo · ↑↓ move line (t/b pick) · "
         "←→ eye morph, 1-6 assign, Alt+1-6 none, 0 no role · ,/. mouth morph, m assign · "
         "f filter · +/- zoom")
+WIDE_HELP = " · F1-F6 or Tab: pages (eyebrows, eyes, iris, mouth, body)"
 
 
 class ReviewWindow(QWidget):
@@ -83,12 +93,13 @@ class ReviewWindow(QWidget):
     """
 
     def __init__(self, index_path, root=None, source: ModelSource | None = None,
-                 background: bool = True, parent=None):
+                 background: bool = True, parent=None, schema: str = "tha1"):
         super().__init__(parent)
         self.setWindowTitle(f"annotate — {index_path}")
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self.store = ReviewStore(index_path)
-        self.source = source or ModelSource(models_root(root, index_path))
+        self.schema = schema
+        self.store = ReviewStore(index_path, SCHEMA_FIELDS[schema])
+        self.source = source or ModelSource(models_root(root, index_path), schema=schema)
         self.current: str | None = None
         self.values: dict = {}
         self._held_nudges = False  # head lines moved by a held arrow key, not saved yet
@@ -147,10 +158,33 @@ class ReviewWindow(QWidget):
         self.mouth = MorphPanel("Mouth", [("mouth_open", "m", "mouth open")],
                                 ",/. cycle · m assign")
         self.mouth.candidateChanged.connect(lambda _: self._show_morph(self.mouth))
+        first = QWidget()
+        first_layout = QVBoxLayout(first)
+        first_layout.setContentsMargins(0, 0, 0, 0)
+        first_layout.addWidget(self.eyes)
+        first_layout.addWidget(self.mouth)
+        first_layout.addStretch(1)
+        self.pages = QStackedWidget()
+        self.pages.addWidget(first)
+        self.tabs = QTabBar()
+        self.tabs.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.tabs.setExpanding(False)
+        self.tabs.setUsesScrollButtons(False)
+        self.tabs.addTab("F1 THA1")
+        self.role_pages: dict[str, RolePage] = {}
+        self.iris_page = self.body_page = None
+        if self.schema != "tha1":
+            for feature, title in (("eyebrow", "Eyebrows"), ("eye", "Eyes")):
+                self._add_page(title.lower(), self._role_page(feature, title))
+            self.iris_page = self._add_page("iris", IrisPage())
+            self._add_page("mouth", self._role_page("mouth", "Mouth"))
+            if self.schema == "tha3":
+                self.body_page = self._add_page("body", BodyPage())
+        self.tabs.currentChanged.connect(self.show_page)
+        self.tabs.setVisible(self.schema != "tha1")
         right = QVBoxLayout()
-        right.addWidget(self.eyes)
-        right.addWidget(self.mouth)
-        right.addStretch(1)
+        right.addWidget(self.tabs)
+        right.addWidget(self.pages, 1)
 
         columns = QHBoxLayout()
         columns.addLayout(left, 3)
@@ -162,7 +196,7 @@ class ReviewWindow(QWidget):
         self.reason.cancelled.connect(self._close_reason)
         self.status = QLabel()
         self.status.setTextFormat(Qt.TextFormat.RichText)
-        help_line = QLabel(HELP)
+        help_line = QLabel(HELP + (WIDE_HELP if self.schema != "tha1" else ""))
         help_line.setStyleSheet("color: #777;")
         help_line.setWordWrap(True)
         layout = QVBoxLayout(self)
@@ -171,6 +205,37 @@ class ReviewWindow(QWidget):
         layout.addWidget(self.status)
         layout.addWidget(help_line)
         self.resize(1280, 800)
+
+    def _role_page(self, feature: str, title: str) -> RolePage:
+        page = RolePage(feature, title)
+        page.candidateChanged.connect(lambda _: self._show_morph(page))
+        self.role_pages[feature] = page
+        return page
+
+    def _add_page(self, title: str, page: QWidget) -> QWidget:
+        self.pages.addWidget(page)
+        self.tabs.addTab(f"F{self.tabs.count() + 1} {title}")
+        return page
+
+    def show_page(self, number: int) -> None:
+        """Show page ``number`` (0 is THA1's winks and mouth) and draw what it needs."""
+        number = max(0, min(self.pages.count() - 1, number))
+        if self.tabs.currentIndex() != number:
+            self.tabs.setCurrentIndex(number)  # calls back here
+            return
+        self.pages.setCurrentIndex(number)
+        page = self.pages.currentWidget()
+        if page is self.iris_page:
+            self._show_iris()
+        elif page is self.body_page:
+            self._show_body()
+
+    @property
+    def page(self) -> QWidget:
+        return self.pages.currentWidget()
+
+    def focusNextPrevChild(self, next_child: bool) -> bool:  # noqa: N802  (Qt's name)
+        return False  # Tab and Shift+Tab turn the pages (keyPressEvent), never move focus
 
     # ---------------------------------------------------------------- the list
 
@@ -255,12 +320,12 @@ class ReviewWindow(QWidget):
             self._update_info()
             return
         entry = self.store.entry(model_id)
-        self.values = shown_values(entry, None)
+        self.values = shown_values(entry, None, self.store.fields)
         try:
             self._show_model(entry)
         except Exception as error:  # noqa: BLE001  (a broken model must not break the window)
             self.source.errors[model_id] = failure_reason(error)
-            self.values, self.loaded = shown_values(entry, None), False
+            self.values, self.loaded = shown_values(entry, None, self.store.fields), False
             self._show_nothing(self.source.errors[model_id])
         self.list.update_row(*self._row(entry))
         self._update_info()
@@ -269,9 +334,14 @@ class ReviewWindow(QWidget):
         self.head.set_picture(None, None, message)
         self.head.set_bounds(None, None, 0.0)
         self._set_panel_roles()
-        for panel in (self.eyes, self.mouth):
+        for panel in (self.eyes, self.mouth, *self.role_pages.values()):
             panel.set_candidates([])
             panel.set_pictures(None, None, "cannot load" if self.current else "")
+        if self.iris_page is not None:
+            self.iris_page.set_pictures(None, "cannot load" if self.current else "")
+        if self.body_page is not None:
+            self.body_page.set_candidates([])
+            self.body_page.set_pictures(None, None, "cannot load" if self.current else "")
         self._update_crop()
 
     def _show_model(self, entry) -> None:
@@ -280,7 +350,8 @@ class ReviewWindow(QWidget):
             self._show_nothing(self.source.errors.get(entry.model_id, "cannot load"))
             return
         proposed = self.source.proposed(entry)
-        self.values = shown_values(entry, proposed.values if proposed else None)
+        self.values = shown_values(entry, proposed.values if proposed else None,
+                                   self.store.fields)
         self.loaded, self.warnings = True, tuple(model.warnings)
         self._show_head(entry, model, proposed)
         guesses = [self.values[r] for r in EYE_ROLES]
@@ -290,6 +361,16 @@ class ReviewWindow(QWidget):
         self.eyes.set_candidates(candidates(model, Panel.EYE, guesses))
         mouth = [self.values["mouth_open"], proposed.values["mouth_open"] if proposed else None]
         self.mouth.set_candidates(candidates(model, Panel.MOUTH, mouth))
+        for feature, page in self.role_pages.items():
+            columns = [c for i in range(len(page.groups)) for c in page.columns(i) if c]
+            guesses = [self.values.get(c) for c in columns]
+            if proposed:
+                guesses += [proposed.values.get(c) for c in columns]
+            page.set_candidates(candidates(model, FEATURE_PANELS[feature], guesses))
+        if self.body_page is not None:
+            self.body_page.set_candidates(body_candidates(
+                model, [self.values.get(c) for c in BODY_COLUMNS]))
+        self.show_page(self.pages.currentIndex())
 
     def _show_head(self, entry, model, proposed) -> None:
         top, bottom = self.values["head_top_y"], self.values["head_bottom_y"]
@@ -322,6 +403,46 @@ class ReviewWindow(QWidget):
         values = proposed.values if proposed else {}
         self.eyes.set_roles(self.values, conf, values)
         self.mouth.set_roles(self.values, conf, values)
+        for page in self.role_pages.values():
+            page.set_roles(self.values, conf, values)
+        for page in (self.iris_page, self.body_page):
+            if page is not None:
+                page.set_values(self.values, conf, values)
+
+    def _show_iris(self) -> None:
+        """The iris page: the shown eye at rest and at the shown angles."""
+        page = self.iris_page
+        if self.current is None or not self.loaded:
+            return
+        entry = self.store.entry(self.current)
+        try:
+            images = self.source.iris_images(entry, page.side, self.values)
+        except MMDRenderError as error:
+            page.set_pictures(None, f"cannot render: {error}")
+            return
+        if images is None:
+            page.set_pictures(None, "no eye bone")
+            return
+        page.set_pictures({end: to_qimage(image) for end, image in images.items()})
+
+    def _show_body(self) -> None:
+        """The body page: the upper body at rest and with the chosen bone turned."""
+        page = self.body_page
+        camera = self._cameras.get(self.current) if self.current else None
+        if camera is None or not self.loaded or page.current is None:
+            return
+        entry = self.store.entry(self.current)
+        body = self.source.body_camera(camera)
+        field = page.current_field
+        axis, degrees = ("z", 25.0 if field == "shoulder_left" else -25.0) \
+            if field.startswith("shoulder") else ("y", 40.0)
+        try:
+            rest = to_qimage(self.source.image(entry, body))
+            turned = to_qimage(self.source.image(entry, body, turn=(page.current, axis,
+                                                                    degrees)))
+            page.set_pictures(rest, turned)
+        except MMDRenderError as error:
+            page.set_pictures(None, None, f"cannot render: {error}")
 
     def _show_morph(self, panel: MorphPanel) -> None:
         """Render the rest face and the panel's candidate at weight 1."""
@@ -333,9 +454,11 @@ class ReviewWindow(QWidget):
             return
         face = self.source.face_camera(camera)
         try:
-            rest = to_qimage(self.source.image(entry, face))
-            morphed = to_qimage(self.source.image(entry, face, panel.current))
-            panel.set_pictures(rest, morphed)
+            rest = self.source.image(entry, face)
+            morphed = self.source.image(entry, face, panel.current)
+            if isinstance(panel, RolePage):  # wide pages: mark what changed (brows hide
+                morphed = marked_changes(rest, morphed)  # under hair on many models)
+            panel.set_pictures(to_qimage(rest), to_qimage(morphed))
         except MMDRenderError as error:
             panel.set_pictures(None, None, f"cannot render: {error}")
 
@@ -392,10 +515,42 @@ class ReviewWindow(QWidget):
         """Give role ``field`` the morph ``name`` (None: the model has no such morph)."""
         self._save({field: name}, f"{field} = {name or 'none'}")
 
-    def clear_roles_of(self, name: str | None) -> None:
-        held = self.eyes.roles_of(name)
+    def clear_roles_of(self, name: str | None, panel=None) -> None:
+        held = (panel or self.eyes).roles_of(name)
         if held:
             self._save(dict.fromkeys(held), f"{name}: no role")
+
+    def assign_slot(self, page: RolePage, slot: int, clear: bool) -> None:
+        """Give the page's group slot (0 both, 1 left, 2 right) the shown candidate, or none."""
+        column = page.columns()[slot]
+        if column is None:
+            self.say(f"{page.current_group} has no left or right side", error=True)
+            return
+        self.assign(column, None if clear else page.current)
+
+    def toggle_halves(self, page: RolePage) -> None:
+        group = page.current_group
+        if next(g for g in page.groups if g.name == group).arity != 2:
+            self.say(f"{group} has no sides to split", error=True)
+            return
+        halves = set((self.values.get(HALVES) or "").split()) ^ {group}
+        self._save({HALVES: format_halves(halves)},
+                   f"{group} halves {'on' if group in halves else 'off'}")
+
+    def turn_iris(self, degrees: float) -> None:
+        page = self.iris_page
+        column = page.column()
+        if self.values.get(column) is None:
+            self.say(f"{column} has no angle to turn (no eye bone?)", error=True)
+            return
+        self._save({column: round(self.values[column] + degrees, 3)},
+                   f"{column} {self.values[column] + degrees:+.2f}°")
+        self._show_iris()
+
+    def assign_bone(self, clear: bool) -> None:
+        page = self.body_page
+        self.assign(page.current_field, None if clear else page.current)
+        self._show_body()
 
     def missing_for_confirm(self) -> list[str]:
         """What the dataset generator needs and the shown values lack."""
@@ -522,6 +677,13 @@ class ReviewWindow(QWidget):
             self.undo()
         elif ctrl:
             super().keyPressEvent(event)
+        elif K.Key_F1 <= key <= K.Key_F6:
+            self.show_page(key - K.Key_F1)
+        elif key in (K.Key_Tab, K.Key_Backtab):
+            step = -1 if key == K.Key_Backtab else 1
+            self.show_page((self.pages.currentIndex() + step) % self.pages.count())
+        elif self.pages.currentIndex() and self._page_key(event, key, alt, shift):
+            pass
         elif key in (K.Key_Return, K.Key_Enter):
             self.confirm()
         elif key == K.Key_R:
@@ -561,6 +723,55 @@ class ReviewWindow(QWidget):
         else:
             super().keyPressEvent(event)
 
+    def _page_key(self, event, key, alt: bool, shift: bool) -> bool:
+        """Keys of the wide pages; False for a key the page leaves to the window."""
+        K = Qt.Key
+        page = self.page
+        slots = {K.Key_1: 0, K.Key_2: 1, K.Key_3: 2}
+        if key in (K.Key_BracketLeft, K.Key_BracketRight):
+            delta = -1 if key == K.Key_BracketLeft else 1
+            if page is self.iris_page:
+                page.end = (page.end + delta) % 4
+                page.set_values(self.values, page.confidence, page.proposed)
+            else:
+                page.select(delta)
+                if page is self.body_page:
+                    self._show_body()
+            return True
+        if isinstance(page, RolePage):
+            if key in (K.Key_Left, K.Key_H, K.Key_Right, K.Key_L):
+                page.step(-1 if key in (K.Key_Left, K.Key_H) else 1)
+            elif key in slots:
+                self.assign_slot(page, slots[key], alt)
+            elif key == K.Key_0:
+                self.clear_roles_of(page.current, page)
+            elif key == K.Key_S:
+                self.toggle_halves(page)
+            else:
+                return key in FIRST_PAGE_KEYS
+            return True
+        if page is self.iris_page:
+            if key == K.Key_E:
+                page.side = "right" if page.side == "left" else "left"
+                page.set_values(self.values, page.confidence, page.proposed)
+                self._show_iris()
+            elif key in (K.Key_Left, K.Key_Right):
+                amount = (2.0 if shift else 0.5) * (1 if key == K.Key_Right else -1)
+                self.turn_iris(amount)
+            else:
+                return key in FIRST_PAGE_KEYS
+            return True
+        if page is self.body_page:
+            if key in (K.Key_Left, K.Key_Right):
+                page.step(-1 if key == K.Key_Left else 1)
+                self._show_body()
+            elif key in slots and slots[key] == 0:
+                self.assign_bone(alt)
+            else:
+                return key in FIRST_PAGE_KEYS
+            return True
+        return key in FIRST_PAGE_KEYS  # the winks' and mouth's keys act on the first page only
+
     def keyReleaseEvent(self, event):
         if not event.isAutoRepeat():
             self._save_held_nudges()
@@ -582,10 +793,11 @@ def _number(value: float | None) -> str:
     return "(none)" if value is None else f"{value:.4f}"
 
 
-def run_gui(index_path: str | Path, root: str | Path | None = None) -> int:
+def run_gui(index_path: str | Path, root: str | Path | None = None,
+            schema: str = "tha1") -> int:
     """Open the review window on ``index_path`` and run until it is closed."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    window = ReviewWindow(index_path, root)
+    window = ReviewWindow(index_path, root, schema=schema)
     window.show()
     window.setFocus()
     return app.exec()

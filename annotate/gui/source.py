@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from annotate.auto import failure_reason
+from annotate.auto import ALL_FIELDS, SCHEMA_FIELDS, failure_reason
 from mmdrender.camera import HEAD_BONE, Camera, estimate_head_bounds
 from mmdrender.errors import MMDRenderError
 from mmdrender.model import Model, MorphPanel
@@ -31,16 +31,25 @@ VIEW_ZOOM = 1.7   # the head view shows this many head heights above and below t
 _NOTES = re.compile(r"(\w+) ([01](?:\.\d+)?)")
 
 
-def render_image(model: Model, camera: Camera, morphs: Mapping[str, float] | None = None
-                 ) -> np.ndarray:
+def render_image(model: Model, camera: Camera, morphs: Mapping[str, float] | None = None,
+                 turn: tuple[str, str, float] | None = None) -> np.ndarray:
     """``model`` in its rest pose with ``morphs`` applied, seen by ``camera``.
+
+    ``turn``: (bone name, axis "x"/"y"/"z", degrees) to turn one bone too (the
+    body page shows which part a body bone moves).
 
     Returns (size, size, 4) uint8 RGBA, first row = top (mmdrender's layout).
     """
-    from mmdrender.pose import pose_model
+    from mmdrender.pose import Poser
     from mmdrender.render import render
+    from mmdrender.skeleton import quat_about_axis
 
-    posed = pose_model(model, morphs=dict(morphs or {}))
+    turns = {}
+    if turn is not None and model.bone_index(turn[0]) is not None:
+        bone, axis, degrees = turn
+        unit = {"x": (1.0, 0.0, 0.0), "y": (0.0, 1.0, 0.0), "z": (0.0, 0.0, 1.0)}[axis]
+        turns[bone] = quat_about_axis(unit, np.radians(degrees))
+    posed = Poser(model).pose(morphs=dict(morphs or {}), turns=turns)
     return render(posed, camera, shading="toon")
 
 
@@ -63,15 +72,18 @@ def notes_confidence(notes: str) -> float | None:
     """The weakest confidence in an ``auto: field 0.93, ...`` notes line, else None."""
     if not notes.startswith("auto:"):
         return None
-    found = [float(v) for name, v in _NOTES.findall(notes) if name in FIELDS]
+    found = [float(v) for name, v in _NOTES.findall(notes) if name in ALL_FIELDS]
     return min(found) if found else None
 
 
 class ModelSource:
     """Loads the models of an index and renders what the window shows."""
 
-    def __init__(self, root: str | Path, keep_models: int = 4, keep_images: int = 256):
+    def __init__(self, root: str | Path, keep_models: int = 4, keep_images: int = 256,
+                 schema: str = "tha1"):
         self.root = Path(root)
+        self.schema = schema
+        self.fields = SCHEMA_FIELDS[schema]
         self._models: OrderedDict[str, Model] = OrderedDict()
         self._keep_models = keep_models
         self._images: OrderedDict[tuple, np.ndarray] = OrderedDict()
@@ -126,13 +138,13 @@ class ModelSource:
         from annotate.auto import propose
 
         try:
-            proposal = propose(model)
+            proposal = propose(model, self.schema)
         except Exception as error:  # noqa: BLE001  (shown as the model's error)
             self.errors[entry.model_id] = f"no proposals: {failure_reason(error)}"
             return None
-        result = Proposed({name: getattr(proposal, name).value for name in FIELDS},
-                          {name: float(getattr(proposal, name).confidence) for name in FIELDS},
-                          float(proposal.centre_x))
+        result = Proposed({name: proposal.fields[name].value for name in self.fields},
+                          {name: float(proposal.fields[name].confidence)
+                           for name in self.fields}, float(proposal.centre_x))
         self.proposals[entry.model_id] = result
         return result
 
@@ -165,6 +177,12 @@ class ModelSource:
         return Camera(centre_x, (top + bottom) / 2.0, zoom * height, VIEW_SIZE)
 
     @staticmethod
+    def body_camera(view: Camera) -> Camera:
+        """The upper body for the body page, from the view's framing."""
+        head = view.half_height / VIEW_ZOOM
+        return Camera(view.centre_x, view.centre_y - 0.9 * head, 1.4 * head, FACE_SIZE)
+
+    @staticmethod
     def face_camera(view: Camera) -> Camera:
         """A close-up of the face for the morph pictures, from the view's framing."""
         head = view.half_height / VIEW_ZOOM
@@ -172,18 +190,62 @@ class ModelSource:
 
     # ---------------------------------------------------------------- pictures
 
-    def image(self, entry: ModelEntry, camera: Camera, morph: str | None = None) -> np.ndarray:
-        """The picture of ``entry`` through ``camera`` with ``morph`` at weight 1 (cached)."""
-        key = (entry.model_id, camera, morph)
+    def image(self, entry: ModelEntry, camera: Camera, morph: str | None = None,
+              turn: tuple[str, str, float] | None = None) -> np.ndarray:
+        """The picture of ``entry`` through ``camera`` with ``morph`` at weight 1 (cached).
+
+        ``turn``: (bone, axis, degrees), a bone turned as well.
+        """
+        key = (entry.model_id, camera, morph, turn)
         image = self._images.get(key)
         if image is None:
             model = self.model(entry)
-            image = render_image(model, camera, {morph: 1.0} if morph else None)
+            image = render_image(model, camera, {morph: 1.0} if morph else None, turn)
             self._images[key] = image
             while len(self._images) > self._keep_images:
                 self._images.popitem(last=False)
         self._images.move_to_end(key)
         return image
+
+
+    def iris_images(self, entry: ModelEntry, side: str, values: Mapping[str, object]
+                    ) -> dict[str, np.ndarray] | None:
+        """One eye's close-ups at rest and at the shown angles (see annotate.iris); cached.
+
+        None when the model has no such eye bone.
+        """
+        from annotate.features import face_map
+        from annotate.iris import review_images
+        from pipeline.roles import IRIS_COLUMNS, IRIS_ENDS
+
+        angles = {end: values.get(IRIS_COLUMNS[(side, end)]) for end in IRIS_ENDS}
+        closing = values.get(f"wink_{side}") or values.get("wink_both")
+        key = (entry.model_id, "iris", side, tuple(sorted(angles.items())), closing)
+        if key in self._images:
+            self._images.move_to_end(key)
+            return self._images[key]
+        model = self.model(entry)
+        eye = face_map(model).eyes.get(side)
+        if eye is None:
+            return None
+        index = model.morph_index(closing) if closing else None
+        images = review_images(model, eye, angles, index)
+        self._images[key] = images
+        return images
+
+
+def body_candidates(model: Model | None, first: list[str | None]) -> list[str]:
+    """Bone names for the body page: ``first`` (the shown values), then upper-body-like
+    bones (上半身, 肩, chest, spine...), then every other bone."""
+    if model is None:
+        return []
+    from annotate.body_bones import BODY_STEMS, CHEST_STEMS, SHOULDER_STEMS
+    from annotate.names import stem
+
+    names = [b.name for b in model.bones]
+    likely = [n for n in names if stem(n)[0] in BODY_STEMS | CHEST_STEMS | SHOULDER_STEMS]
+    shown = [n for n in first if n and n in names]
+    return list(dict.fromkeys([*shown, *likely, *names]))
 
 
 def candidates(model: Model | None, panel: MorphPanel, first: list[str | None]) -> list[str]:

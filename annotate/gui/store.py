@@ -8,7 +8,8 @@ programs changed meanwhile are kept. A failed write raises
 
 Values shown for a model (:func:`shown_values`): the row's own values, except
 for a row with *no* annotated value at all (fresh from ``pipeline scan``),
-which shows the proposals. The first edit of such a row writes every shown
+which shows the proposals (THA1's fields and, with a wide schema, the wide
+fields are judged apart). The first edit of such a row writes every shown
 value, so from then on the file holds exactly what the window shows (a morph
 the user set to none stays none).
 """
@@ -19,12 +20,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from annotate.auto import FIELDS
+from annotate.morph_roles import EYE_FIELDS
 from pipeline.errors import PipelineError
 from pipeline.index import ModelEntry, read_index, update_index
 
-EYE_ROLES: tuple[str, ...] = ("wink_left", "wink_right", "wink_both",
-                              "smile_wink_left", "smile_wink_right", "smile_wink_both")
-FIELDS: tuple[str, ...] = ("head_top_y", "head_bottom_y", *EYE_ROLES, "mouth_open")
+EYE_ROLES: tuple[str, ...] = EYE_FIELDS
 
 
 @dataclass(frozen=True)
@@ -36,17 +37,29 @@ class Change:
     what: str
 
 
-def has_values(entry: ModelEntry) -> bool:
-    """Whether any annotated column of ``entry`` is filled."""
-    return any(getattr(entry, name) is not None for name in FIELDS)
+def has_values(entry: ModelEntry, fields: tuple[str, ...] = FIELDS) -> bool:
+    """Whether any of the annotated ``fields`` of ``entry`` is filled."""
+    return any(getattr(entry, name) not in (None, "") for name in fields)
 
 
-def shown_values(entry: ModelEntry, proposed: Mapping[str, object] | None) -> dict:
+def shown_values(entry: ModelEntry, proposed: Mapping[str, object] | None,
+                 fields: tuple[str, ...] = FIELDS) -> dict:
     """``{field: value}`` the window shows: the row's, or the proposals for an empty row.
 
-    A row with only one head bound shows the proposal's other one (when it lies
-    on the right side), so the lines can be drawn and moved.
+    THA1's fields and the wide schemas' (when ``fields`` has them) are decided
+    apart: a row annotated for THA1 alone, confirmed or not, shows its own THA1
+    values and the proposals for the wide fields it has never had. A row with
+    only one head bound shows the proposal's other one (when it lies on the
+    right side), so the lines can be drawn and moved.
     """
+    values = _shown_tha1(entry, proposed)
+    wide = tuple(name for name in fields if name not in FIELDS)
+    source = proposed if proposed and not has_values(entry, wide) else None
+    values |= {name: source.get(name) if source else getattr(entry, name) for name in wide}
+    return values
+
+
+def _shown_tha1(entry: ModelEntry, proposed: Mapping[str, object] | None) -> dict:
     if has_values(entry) or entry.status == "confirmed" or not proposed:
         values = {name: getattr(entry, name) for name in FIELDS}
         top, bottom = values["head_top_y"], values["head_bottom_y"]
@@ -62,8 +75,9 @@ def shown_values(entry: ModelEntry, proposed: Mapping[str, object] | None) -> di
 class ReviewStore:
     """The rows of one index file; :meth:`apply` and :meth:`undo` write through."""
 
-    def __init__(self, index_path: str | Path):
+    def __init__(self, index_path: str | Path, fields: tuple[str, ...] = FIELDS):
         self.path = Path(index_path)
+        self.fields = fields
         self._undo: list[Change] = []
         self._set_entries(read_index(self.path))
 
@@ -101,7 +115,7 @@ class ReviewStore:
     def edit(self, model_id: str, values: Mapping[str, object], what: str, **columns
              ) -> Change | None:
         """Write ``values`` (annotated fields) and other ``columns`` (status, ...) into a row."""
-        unknown = [name for name in values if name not in FIELDS]
+        unknown = [name for name in values if name not in self.fields]
         if unknown:
             raise ValueError(f"not annotated fields: {unknown}")
         return self.apply(replace(self.entry(model_id), **values, **columns), what)

@@ -52,6 +52,16 @@ def to_qimage(image: np.ndarray | None) -> QImage | None:
     return QImage(image.data, width, height, 4 * width, QImage.Format.Format_RGBA8888).copy()
 
 
+def marked_changes(before: np.ndarray, after: np.ndarray, threshold: int = 8) -> np.ndarray:
+    """``after`` with the pixels that differ from ``before`` tinted red (RGBA uint8)."""
+    changed = np.abs(after.astype(np.int16) - before.astype(np.int16)).max(axis=2) > threshold
+    marked = after.copy()
+    marked[changed, 0] = 255
+    marked[changed, 1:3] //= 2
+    marked[changed, 3] = 255
+    return marked
+
+
 def rich(text: str) -> str:
     """Plain ``text`` (a path, a morph name, an error) made safe inside a rich-text label."""
     return html.escape(text).replace("\n", "<br>")
