@@ -24,7 +24,7 @@ from mmdrender.samples import write_samples  # noqa: E402
 from pipeline.index import sample_entries, write_index  # noqa: E402
 from pipeline.roles import WIDE_COLUMNS  # noqa: E402
 
-PAGES = ("tha1", "eyebrows", "eyes", "iris", "mouth", "body")
+PAGES = {1: "eyebrows", 2: "eyes", 3: "iris", 4: "mouth", 5: "body"}  # by page number
 FRESH = ("midori", "akane")  # one-side morphs only; both-sides only
 
 
@@ -40,7 +40,7 @@ def main(out: Path) -> None:
         window = ReviewWindow(index, samples, background=False, schema="tha3")
         window.resize(1400, 860)
         window.show()
-        for number, page in enumerate(PAGES):
+        for number, page in PAGES.items():
             window.select(FRESH[1] + "-" + FRESH[1] if page in ("eyes", "mouth") else
                           FRESH[0] + "-" + FRESH[0])
             window.show_page(number)
