@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -35,3 +36,22 @@ def shared_model(relative: str) -> Path:
 
 def is_character(path: Path) -> bool:
     return "_robustness" not in path.parts
+
+
+@pytest.fixture(scope="session")
+def samples_dir(tmp_path_factory) -> Path:
+    """The sample characters, written once per test session: read them, copy to change them."""
+    from mmdrender.samples import write_samples
+
+    folder = tmp_path_factory.mktemp("samples")
+    write_samples(folder)
+    return folder
+
+
+def load_quietly(path):
+    """A model loaded with its warnings (missing textures...) kept out of the test output."""
+    from mmdrender.loader import load_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return load_model(path)

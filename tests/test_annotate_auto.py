@@ -10,6 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import load_quietly as load
 from conftest import shared_model
 from conftest_gl import gl_context  # noqa: F401  (a fixture)
 
@@ -17,9 +18,8 @@ from annotate.auto import FIELDS, Proposal, apply_proposal, propose, refreshable
 from annotate.cli import main
 from annotate.morph_roles import normalise
 from mmdrender.camera import Camera
-from mmdrender.loader import load_model
 from mmdrender.model import MorphPanel
-from mmdrender.samples import SAMPLE_NAMES, sample_truth, write_samples
+from mmdrender.samples import SAMPLE_NAMES, sample_truth
 from pipeline.index import ModelEntry, read_index, write_index
 
 MORPH_FIELDS = FIELDS[2:]
@@ -29,18 +29,6 @@ EYE_ROWS = (132, 160)  # where a closing eye's changed rows centre, at 256 (head
 MOUTH_ROWS = (162, 192)  # ... and an opening mouth's
 EYE_TO_MOUTH = 20  # rows between them at least: the face fills the box
 
-
-def load(path):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return load_model(path)
-
-
-@pytest.fixture(scope="module")
-def samples_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("samples")
-    write_samples(folder)
-    return folder
 
 
 # ------------------------------------------------------------------ the sample characters

@@ -21,7 +21,6 @@ from click.testing import CliRunner  # noqa: E402
 from conftest_gl import gl_context  # noqa: E402, F401  (a fixture)
 
 from annotate.gui.store import FIELDS, ReviewStore, shown_values  # noqa: E402
-from mmdrender.samples import write_samples  # noqa: E402
 from pipeline.index import read_index, sample_entries, write_index  # noqa: E402
 from pipeline.roles import WIDE_COLUMNS  # noqa: E402
 
@@ -33,11 +32,9 @@ BLANK = dict.fromkeys(FIELDS) | {"status": "auto", "status_reason": ""}
 AUTO_ROWS = (1, 2, 3)  # rows set to auto with blank fields; 0 and 4 stay confirmed
 
 
-@pytest.fixture(scope="module")
-def written_samples(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("samples")
-    write_samples(folder)
-    return folder
+@pytest.fixture
+def written_samples(samples_dir):
+    return samples_dir
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from mmdrender.samples import write_samples
 from pipeline import generate
 from pipeline.cli import main
 from pipeline.generate import RunConfig, finish, plan, run_tasks
@@ -31,8 +30,7 @@ SIZE = 64
 def library(tmp_path_factory) -> tuple[Path, Path]:
     """The sample characters and an index of them (all splits non-empty)."""
     root = tmp_path_factory.mktemp("samples")
-    write_samples(root)
-    index = root / "models_index.csv"
+    index = root / "models_index.csv"  # index-samples writes the characters beside it
     result = CliRunner().invoke(main, ["index-samples", str(index), "--samples-dir", str(root)])
     assert result.exit_code == 0, result.output
     return root, index

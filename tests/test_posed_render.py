@@ -23,7 +23,7 @@ from mmdrender.gl import Renderer
 from mmdrender.gl.renderer import ModelScene
 from mmdrender.model import Model, MorphKind
 from mmdrender.pose import POSE_PARAMETERS, MorphMapping, Poser
-from mmdrender.samples import SAMPLE_NAMES, sample_truth, write_samples
+from mmdrender.samples import SAMPLE_NAMES, sample_truth
 
 SIZE = 256
 HEAD_TOP_ROW, CHIN_ROW = SIZE // 4, 3 * SIZE // 4
@@ -37,9 +37,9 @@ POSED = {"head_x": 0.7, "head_y": -0.7, "neck_z": 0.5}
 
 
 @pytest.fixture(scope="session")
-def sample_paths(tmp_path_factory) -> dict[str, object]:
+def sample_paths(samples_dir) -> dict[str, object]:
     """Every sample character, written once for the session."""
-    paths = write_samples(tmp_path_factory.mktemp("posed_samples"))
+    paths = [samples_dir / name / f"{name}.pmx" for name in SAMPLE_NAMES]
     return {path.stem: path for path in paths}
 
 

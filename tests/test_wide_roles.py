@@ -9,24 +9,23 @@ the irises turned by the proposed angles must land where the strip rule says.
 from __future__ import annotations
 
 import json
-import warnings
 from dataclasses import replace
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import load_quietly as load
 from conftest import shared_model
 from conftest_gl import gl_context  # noqa: F401  (a fixture)
 
 from annotate.auto import apply_proposal, propose, refreshable, values_stamp
 from annotate.cli import main
 from mmdrender.camera import Camera
-from mmdrender.loader import load_model
 from mmdrender.model import Model
 from mmdrender.pose import Poser
 from mmdrender.posed import PosedModel
 from mmdrender.render import get_renderer, render
-from mmdrender.samples import SAMPLE_NAMES, sample_truth, write_samples
+from mmdrender.samples import SAMPLE_NAMES, sample_truth
 from mmdrender.schemas import MORPH_GROUPS
 from mmdrender.skeleton import Skeleton, quat_about_axis
 from pipeline.index import ModelEntry, read_index, write_index
@@ -43,18 +42,6 @@ ANGLE_TOLERANCE = 1.0  # degrees between the rendered measurement and the geomet
 STRIP_TOLERANCE = 2.0  # pixels at 256x256 between the turned iris and its strip
 CHANGED = 8  # a pixel changes when a channel moves by more than this
 
-
-def load(path) -> Model:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return load_model(path)
-
-
-@pytest.fixture(scope="module")
-def samples_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("samples")
-    write_samples(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWi
 from mmdrender.schemas import MORPH_GROUPS
 from pipeline.roles import BODY_COLUMNS, HALVES, IRIS_COLUMNS, IRIS_ENDS, morph_column
 
-from .widgets import LOW_CONFIDENCE, Picture, rich
+from .widgets import LOW_CONFIDENCE, Candidates, Picture, rich
 
 SLOTS = (None, "left", "right")  # both sides, the character's left, its right
 SLOT_LABELS = ("both", "left", "right")
@@ -40,6 +40,13 @@ def _quiet(widget: QWidget) -> None:
     widget.setFocusPolicy(Qt.FocusPolicy.NoFocus)
 
 
+def _bold(cells, bold: bool) -> None:
+    for cell in cells:
+        font = cell.font()
+        font.setBold(bold)
+        cell.setFont(font)
+
+
 def _value_text(value, confidence, proposed, unset: str = "none") -> str:
     """A value as the pages show it: greyed when unset, its confidence while untouched."""
     text = rich(str(value)) if value not in (None, "") else \
@@ -52,7 +59,7 @@ def _value_text(value, confidence, proposed, unset: str = "none") -> str:
     return text
 
 
-class RolePage(QWidget):
+class RolePage(Candidates, QWidget):
     """The morph groups of one feature: pick a group, cycle candidates, assign slots.
 
     ``candidateChanged`` fires when the shown candidate changes (the window
@@ -104,10 +111,6 @@ class RolePage(QWidget):
     # ---------------------------------------------------------------- state
 
     @property
-    def current(self) -> str | None:
-        return self.names[self.index] if self.names else None
-
-    @property
     def current_group(self) -> str:
         return self.groups[self.group].name
 
@@ -116,20 +119,6 @@ class RolePage(QWidget):
         g = self.groups[self.group if group_index is None else group_index]
         return [morph_column(g.name, side) if side is None or g.arity == 2 else None
                 for side in SLOTS]
-
-    def set_candidates(self, names: list[str], current: str | None = None) -> None:
-        self.names = list(names)
-        self.index = self.names.index(current) if current in self.names else 0
-        self._refresh()
-        if self.current:
-            self.candidateChanged.emit(self.current)
-
-    def step(self, delta: int) -> None:
-        if not self.names:
-            return
-        self.index = (self.index + delta) % len(self.names)
-        self._refresh()
-        self.candidateChanged.emit(self.current)
 
     def select(self, delta: int) -> None:
         """Move to another group; show the morph it holds, if any."""
@@ -175,10 +164,7 @@ class RolePage(QWidget):
             arity_two = self.groups[row].arity == 2
             cells[4].setText(("✓" if self.groups[row].name in halves else "·")
                              if arity_two else "")
-            for cell in cells:
-                font = cell.font()
-                font.setBold(selected)
-                cell.setFont(font)
+            _bold(cells, selected)
             cells[0].setStyleSheet("color: #2a8a3a;" if selected else "")
 
 
@@ -235,9 +221,10 @@ class IrisPage(QWidget):
                               message or ("" if image is not None else "no angle"))
 
     def _refresh(self) -> None:
-        bone = self.values.get(f"eye_bone_{self.side}")
-        self.title.setText(f"the character's <b>{self.side}</b> eye · bone "
-                           f"{_value_text(bone, self.confidence.get(f'eye_bone_{self.side}'), self.proposed.get(f'eye_bone_{self.side}'))}")  # noqa: E501
+        column = f"eye_bone_{self.side}"
+        bone = _value_text(self.values.get(column), self.confidence.get(column),
+                           self.proposed.get(column))
+        self.title.setText(f"the character's <b>{self.side}</b> eye · bone {bone}")
         for i, end in enumerate(IRIS_ENDS):
             name, value = self.labels[end]
             column = self.column(end)
@@ -246,10 +233,7 @@ class IrisPage(QWidget):
             proposed = self.proposed.get(column)
             value.setText(_value_text(shown, self.confidence.get(column),
                                       None if proposed is None else f"{proposed:+.2f}°"))
-            for cell in (name, value):
-                font = cell.font()
-                font.setBold(i == self.end)
-                cell.setFont(font)
+            _bold((name, value), i == self.end)
 
 
 class BodyPage(QWidget):
@@ -327,7 +311,4 @@ class BodyPage(QWidget):
         for i, (column, (name, value)) in enumerate(zip(BODY_COLUMNS, self.rows, strict=True)):
             value.setText(_value_text(self.values.get(column), self.confidence.get(column),
                                       self.proposed.get(column)))
-            for cell in (name, value):
-                font = cell.font()
-                font.setBold(i == self.field)
-                cell.setFont(font)
+            _bold((name, value), i == self.field)

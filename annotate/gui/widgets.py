@@ -341,7 +341,35 @@ class Picture(QWidget):
                                                           Qt.TextElideMode.ElideMiddle, side))
 
 
-class MorphPanel(QWidget):
+class Candidates:
+    """Cycling through candidate morphs: ``names``, the shown one, and ``candidateChanged``.
+
+    For QWidget subclasses that define the ``candidateChanged`` signal and ``_refresh``.
+    """
+
+    names: list[str]
+    index: int
+
+    @property
+    def current(self) -> str | None:
+        return self.names[self.index] if self.names else None
+
+    def set_candidates(self, names: list[str], current: str | None = None) -> None:
+        self.names = list(names)
+        self.index = self.names.index(current) if current in self.names else 0
+        self._refresh()
+        if self.current:
+            self.candidateChanged.emit(self.current)
+
+    def step(self, delta: int) -> None:
+        if not self.names:
+            return
+        self.index = (self.index + delta) % len(self.names)
+        self._refresh()
+        self.candidateChanged.emit(self.current)
+
+
+class MorphPanel(Candidates, QWidget):
     """Cycle through candidate morphs and see which role each holds.
 
     ``roles``: (field, key, label) per role. The window renders the pictures
@@ -384,24 +412,6 @@ class MorphPanel(QWidget):
         layout.addLayout(pictures)
         layout.addWidget(self.counter)
         layout.addLayout(grid)
-
-    @property
-    def current(self) -> str | None:
-        return self.names[self.index] if self.names else None
-
-    def set_candidates(self, names: list[str], current: str | None = None) -> None:
-        self.names = list(names)
-        self.index = self.names.index(current) if current in self.names else 0
-        self._refresh()
-        if self.current:
-            self.candidateChanged.emit(self.current)
-
-    def step(self, delta: int) -> None:
-        if not self.names:
-            return
-        self.index = (self.index + delta) % len(self.names)
-        self._refresh()
-        self.candidateChanged.emit(self.current)
 
     def show_candidate(self, name: str) -> None:
         if name in self.names and name != self.current:
