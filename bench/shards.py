@@ -26,7 +26,8 @@ from mmdrender.pose import Poser
 from mmdrender.render import render
 from mmdrender.samples import write_samples
 from pipeline.poses import THA1, sample_example
-from pipeline.shards import COMPRESSION, ShardWriter, open_dataset, write_manifest
+from pipeline.shard_reader import open_dataset
+from pipeline.shards import COMPRESSION, ShardWriter, write_manifest
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "models"
 REPEATS = 3

@@ -200,3 +200,64 @@ def apply_morphs(model: Model, weights: np.ndarray,
         weights=effective, vertex_offsets=vertex_offsets(model, effective), uv_offsets=uvs,
         extra_uv_offsets=extra_uvs, bone_translations=translations, bone_rotations=rotations,
         materials=material_state(model, effective, rest))
+
+
+@dataclass(frozen=True)
+class MorphHalf:
+    """What one morph changes on one side of the face, at weight 1.
+
+    Offsets are the morph's own (groups expanded) times a per-vertex side weight
+    (0 on the other half, 1 on this one, a narrow ramp across the centre line);
+    bone entries are kept only for bones on this side. None where the morph has
+    nothing of that kind. vertex_offsets (V, 3) float32, uv_offsets (V, 2)
+    float32, bone_translations (B, 3) float64, bone_rotations (B, 4) float64.
+    A material morph cannot be cut this way (it changes whole materials); its
+    material changes are not part of a half.
+    """
+
+    vertex_offsets: np.ndarray | None
+    uv_offsets: np.ndarray | None
+    bone_translations: np.ndarray | None
+    bone_rotations: np.ndarray | None
+
+
+def half_of(model: Model, index: int, vertex_side: np.ndarray, bone_side: np.ndarray
+            ) -> MorphHalf:
+    """The :class:`MorphHalf` of morph ``index``: ``vertex_side`` (V,) and ``bone_side`` (B,)
+    weights in [0, 1] say how much of each vertex's and bone's change to keep."""
+    weights = np.zeros(len(model.morphs))
+    weights[index] = 1.0
+    effective = expand_groups(model.morphs, weights)
+    offsets = vertex_offsets(model, effective)
+    uvs, _ = uv_offsets(model, effective)
+    translations, rotations = bone_offsets(model, effective)
+    side = np.asarray(vertex_side, dtype=np.float32)[:, None]
+    keep = np.asarray(bone_side, dtype=np.float64)
+    if rotations is not None:
+        rotations = quat_power(rotations, keep)  # a bone off this side turns by nothing
+    return MorphHalf(
+        None if offsets is None else offsets * side,
+        None if uvs is None else uvs * side,
+        None if translations is None else translations * keep[:, None],
+        rotations)
+
+
+def with_halves(changes: MorphResult, halves) -> MorphResult:
+    """``changes`` plus ``halves``: (MorphHalf, weight) pairs added on top."""
+    vertex, uv = changes.vertex_offsets, changes.uv_offsets
+    translations, rotations = changes.bone_translations, changes.bone_rotations
+    for half, weight in halves:
+        if half.vertex_offsets is not None:
+            scaled = half.vertex_offsets * np.float32(weight)
+            vertex = scaled if vertex is None else vertex + scaled
+        if half.uv_offsets is not None:
+            scaled = half.uv_offsets * np.float32(weight)
+            uv = scaled if uv is None else uv + scaled
+        if half.bone_translations is not None:
+            scaled = half.bone_translations * weight
+            translations = scaled if translations is None else translations + scaled
+        if half.bone_rotations is not None:
+            partial = quat_power(half.bone_rotations, weight)
+            rotations = partial if rotations is None else quat_multiply(rotations, partial)
+    return MorphResult(changes.weights, vertex, uv, changes.extra_uv_offsets, translations,
+                       rotations, changes.materials)

@@ -43,7 +43,7 @@ import numpy as np
 
 from mmdrender.errors import PoseError
 from mmdrender.model import Model, MorphPanel
-from mmdrender.morph import apply_morphs
+from mmdrender.morph import apply_morphs, with_halves
 from mmdrender.posed import PosedModel
 from mmdrender.schemas import SCHEMAS
 from mmdrender.skeleton import IDENTITY_QUAT, Skeleton, quat_about_axis, quat_multiply
@@ -146,12 +146,27 @@ class Poser:
             result[index] = q / np.linalg.norm(q)
         return result
 
+    def pose_parts(self, head: Mapping[str, float], weights: np.ndarray,
+                   turns: Mapping[str, np.ndarray] = _NONE, halves=()) -> PosedModel:
+        """The model from its parts: THA1's head rotations (head_x, head_y, neck_z),
+        raw morph weights by index ((N,) floats), bone ``turns`` (see :meth:`pose`) and
+        ``halves``: (:class:`~mmdrender.morph.MorphHalf`, weight) pairs, one side of a
+        morph each. What the wider schemas' poser (:mod:`mmdrender.schema_pose`) builds on.
+        """
+        values = self._check_params({k: v for k, v in head.items() if v})
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.shape != (len(self.model.morphs),) or not np.isfinite(weights).all():
+            raise PoseError(f"morph weights must be {len(self.model.morphs)} finite numbers")
+        return self._posed(values, weights, self._turns(turns), tuple(halves))
+
     def _posed(self, values: dict[str, float], weights: np.ndarray,
-               turns: dict[int, np.ndarray] | None = None) -> PosedModel:
-        if not weights.any() and not turns and \
+               turns: dict[int, np.ndarray] | None = None, halves=()) -> PosedModel:
+        if not weights.any() and not turns and not halves and \
                 not any(values[n] for n in ("head_x", "head_y", "neck_z")):
             return self._rest
         changes = apply_morphs(self.model, weights, self._rest_materials)
+        if halves:
+            changes = with_halves(changes, halves)
         rest = self.model.vertices
         positions = rest.positions
         if changes.vertex_offsets is not None:

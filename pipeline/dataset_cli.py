@@ -29,7 +29,8 @@ from pipeline.generate import (
 from pipeline.index import models_root as default_models_root
 from pipeline.index import read_index
 from pipeline.poses import PoseSchema, ramp_fit_pvalue, uniform_fit_pvalue
-from pipeline.shards import open_dataset, read_manifest, read_models, verify_shard
+from pipeline.shard_reader import open_dataset, read_manifest, read_models
+from pipeline.shard_verify import verify_shard
 
 # Below this p-value a sampled column does not follow its distribution. The
 # tests are exact for the seeded sampler, so this only trips on real damage.

@@ -29,8 +29,8 @@ import numpy as np
 from mmdrender.schemas import SCHEMAS, Parameter
 from pipeline.errors import PipelineError
 
-KINDS = ("morph", "rotation")
-SAMPLERS = ("uniform", "linear_ramp")
+KINDS = ("morph", "rotation", "calibrated", "amount")
+SAMPLERS = ("uniform", "linear_ramp", "feature", "zero_or_uniform")
 _PARAMETER_KEYS = {"name", "low", "high", "kind", "degrees", "sampler"}
 _SCHEMA_KEYS = {"name", "parameters"}
 # Terms of the Kolmogorov series; exp(-2 k^2 lambda^2) is negligible long before.
@@ -41,10 +41,14 @@ _KS_TERMS = 100
 class PoseParameter:
     """One component of the pose vector.
 
-    ``kind`` is ``"morph"`` (a morph weight) or ``"rotation"``, whose ``degrees``
-    is the angle at +-1 (``None`` for morphs). ``sampler`` is ``"uniform"`` on
-    ``[low, high]`` or ``"linear_ramp"``: density proportional to ``|x|`` on a
-    range symmetric about 0, sampled as ``x = high * s * sqrt(u)``.
+    ``kind`` is ``"morph"`` (a morph weight), ``"rotation"``, whose ``degrees``
+    is the angle at +-1 (``None`` otherwise), ``"calibrated"`` (a rotation whose
+    +-1 is measured per model: the irises) or ``"amount"`` (breathing, 0 to 1).
+    ``sampler`` is ``"uniform"`` on ``[low, high]``, ``"linear_ramp"``: density
+    proportional to ``|x|`` on a range symmetric about 0, sampled as ``x = high * s
+    * sqrt(u)``, or one of the wide schemas' (:mod:`pipeline.feature_poses`):
+    ``"feature"`` (one or two semantics of a feature active, summing to at most 1)
+    and ``"zero_or_uniform"`` (0 a quarter of the time, else uniform).
     """
 
     name: str
@@ -215,7 +219,16 @@ def sample(schema: PoseSchema, rng: np.random.Generator, n: int) -> np.ndarray:
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
         raise PipelineError(f"number of poses must be a non-negative integer, got {n!r}")
+    if _wide(schema):
+        from pipeline.feature_poses import BLOCK, transform
+
+        return transform(schema, rng.random((int(n), BLOCK)))
     return _transform(schema, _draw(rng, int(n), len(schema)))
+
+
+def _wide(schema: PoseSchema) -> bool:
+    """Whether ``schema`` samples by feature (THA2, THA3: :mod:`pipeline.feature_poses`)."""
+    return any(p.sampler in ("feature", "zero_or_uniform") for p in schema.parameters)
 
 
 def _check_key(dataset_seed, model_id, example) -> None:
@@ -262,6 +275,10 @@ def sample_examples(schema: PoseSchema, dataset_seed: int, model_id: str,
     _check_key(dataset_seed, model_id, start)
     if isinstance(stop, bool) or not isinstance(stop, (int, np.integer)) or stop < start:
         raise PipelineError(f"examples [{start}, {stop}) is not a range of example indices")
+    if _wide(schema):
+        return np.concatenate([sample(schema, example_rng(dataset_seed, model_id, e), 1)
+                               for e in range(start, stop)]) if stop > start else \
+            np.zeros((0, len(schema)), np.float32)
     p = len(schema)
     uniforms = np.empty((2, stop - start, p))
     for i, example in enumerate(range(start, stop)):

@@ -107,3 +107,20 @@ def halves_problem(text: str) -> str | None:
     if text != format_halves(text.split()):
         return f"halves {text!r} must list each group once, in schema order, space-separated"
     return None
+
+
+def rig_of(entry):
+    """The :class:`mmdrender.rig.Rig` an index row describes (what posing needs of it)."""
+    from mmdrender.rig import Rig
+
+    morphs = {key: getattr(entry, column) for key, column in MORPH_COLUMNS.items()
+              if getattr(entry, column)}
+    return Rig(
+        morphs=morphs, halves=halves_of(entry),
+        eye_bones={side: getattr(entry, column) for side, column in EYE_BONE_COLUMNS.items()
+                   if getattr(entry, column)},
+        iris={side: {end: getattr(entry, IRIS_COLUMNS[(side, end)]) for end in IRIS_ENDS}
+              for side in SIDES},
+        body_bone=entry.body_bone, chest_bone=entry.chest_bone,
+        shoulders={side: getattr(entry, f"shoulder_{side}") for side in SIDES
+                   if getattr(entry, f"shoulder_{side}")})

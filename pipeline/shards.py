@@ -1,4 +1,4 @@
-"""HDF5 shards of (rest, expression, posed) triples, their manifest, and the reader.
+"""HDF5 shards of rendered examples and their manifest: the format and the writer.
 
 One file per shard, each of one split. A shard holds:
 
@@ -59,9 +59,8 @@ Images go to the file as they are added (a model's images are never all in
 memory); :meth:`ShardWriter.rollback` takes back a model that failed half way.
 A write error (a full disk) raises at once and discards the shard.
 
-The reader (:func:`open_dataset`) opens files lazily, read-only and per
-process: a :class:`Dataset` may be handed to ``fork``- or ``spawn``-started
-workers (a DataLoader's), and each reopens what it reads.
+Reading is :mod:`pipeline.shard_reader` (:func:`~pipeline.shard_reader.open_dataset`),
+checking :mod:`pipeline.shard_verify`.
 """
 
 from __future__ import annotations
@@ -71,7 +70,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
@@ -97,7 +96,6 @@ _ATTRIBUTES = ("format_version", "schema", "image_size", "renderer", "dataset_se
 # Dataset-level attributes every shard of a dataset must agree on.
 _SHARED = ("format_version", "schema", "image_size", "renderer", "dataset_seed",
            "package_version")
-_LISTED = 10  # problems of one kind quoted by verify_shard before summarising
 # Space a writer leaves free on the disk: HDF5 can crash when a write of its own
 # bookkeeping fails, so a nearly full disk is reported before it gets there.
 FREE_SPACE_MARGIN = 64 << 20
@@ -470,7 +468,7 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def _read_attrs(f: h5py.File, where: str) -> dict:
+def read_attrs(f: h5py.File, where: str) -> dict:
     missing = [name for name in _ATTRIBUTES if name not in f.attrs]
     if missing:
         raise PipelineError(f"{where}: missing attributes {missing}; not a shard of this format")
@@ -517,7 +515,7 @@ def write_manifest(directory: str | os.PathLike, shards: Iterable[str | os.PathL
             raise PipelineError(f"shard {path.name} is listed twice")
         try:
             with h5py.File(path, "r") as f:
-                attrs = _read_attrs(f, path.name)
+                attrs = read_attrs(f, path.name)
                 models, examples = f["rest"].shape[0], f["pose"].shape[0]
         except OSError as error:
             raise PipelineError(f"shard {path.name} cannot be read by HDF5: {error}") from None
@@ -560,292 +558,3 @@ def read_fingerprint(path: str | os.PathLike) -> dict | None:
         return json.loads(value.decode("utf-8") if isinstance(value, bytes) else str(value))
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
-
-
-def read_manifest(directory: str | os.PathLike) -> dict:
-    """The parsed ``manifest.json`` of a dataset directory."""
-    path = Path(directory) / MANIFEST
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PipelineError(f"{path} does not exist: not a dataset directory, or its "
-                            f"generation has not finished") from None
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise PipelineError(f"{path} cannot be read: {error}") from None
-    keys = set(_SHARED) | {"splits", "shards"}
-    if not isinstance(manifest, dict) or not keys <= set(manifest):
-        raise PipelineError(f"{path} lacks keys {sorted(keys - set(manifest or {}))}")
-    if manifest["format_version"] != FORMAT_VERSION:
-        raise PipelineError(f"{path}: format version {manifest['format_version']}, this reader "
-                            f"reads {FORMAT_VERSION}")
-    for entry in manifest["shards"]:
-        if not isinstance(entry, dict) or not {"file", "split", "models", "examples",
-                                               "bytes", "sha256"} <= set(entry):
-            raise PipelineError(f"{path}: malformed shard entry {entry!r}")
-        if Path(entry["file"]).name != entry["file"]:
-            raise PipelineError(f"{path}: shard file {entry['file']!r} must be a plain name")
-    return manifest
-
-
-@dataclass(frozen=True)
-class Example:
-    """One example as read back. Images (S, S, 4) uint8; ``pose`` (P,) float32."""
-
-    rest: np.ndarray
-    expression: np.ndarray
-    posed: np.ndarray
-    pose: np.ndarray
-    model_id: str
-    split: str
-    example: int
-
-
-class _Shard:
-    """One shard file, opened lazily in the process that reads it."""
-
-    def __init__(self, path: Path, entry: dict):
-        self.path = path
-        self.entry = entry
-        self._file: h5py.File | None = None
-        self._pid: int | None = None
-        self._tables: tuple | None = None
-
-    def __getstate__(self):
-        return {"path": self.path, "entry": self.entry, "_file": None, "_pid": None,
-                "_tables": None}
-
-    def file(self) -> h5py.File:
-        if self._file is None or self._pid != os.getpid():
-            # A handle inherited through fork is forgotten, never closed or shared.
-            if not self.path.is_file():
-                raise PipelineError(f"shard {self.path} is missing; {self._verify_hint()}")
-            try:
-                self._file = h5py.File(self.path, "r", swmr=False)
-            except OSError as error:
-                raise PipelineError(f"shard {self.path} cannot be opened ({error}); "
-                                    f"{self._verify_hint()}") from None
-            self._pid = os.getpid()
-        return self._file
-
-    def read(self, name: str, row: int) -> np.ndarray:
-        """Row ``row`` of dataset ``name``; a damaged file is a PipelineError."""
-        try:
-            return self.file()[name][row]
-        except (OSError, KeyError, ValueError, RuntimeError) as error:
-            raise PipelineError(f"shard {self.path} cannot be read ({error}); "
-                                f"{self._verify_hint()}") from None
-
-    def _verify_hint(self) -> str:
-        return f"`pipeline verify {self.path.parent}` checks the whole dataset"
-
-    def tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-        """(pose, model, example, model_ids), read once and kept (they are small)."""
-        if self._tables is None:
-            ids = [s.decode("utf-8") if isinstance(s, bytes) else s
-                   for s in self.read("models/model_id", ())]
-            self._tables = (self.read("pose", ()), self.read("model", ()),
-                            self.read("example", ()), ids)
-            if len(self._tables[0]) != self.entry["examples"]:
-                raise PipelineError(f"shard {self.path.name} holds {len(self._tables[0])} "
-                                    f"examples, the manifest says {self.entry['examples']}")
-        return self._tables
-
-    def close(self) -> None:
-        if self._file is not None and self._pid == os.getpid():
-            self._file.close()
-        self._file = None
-
-
-class Dataset:
-    """Examples across the shards of a manifest, in manifest order; see :func:`open_dataset`."""
-
-    def __init__(self, directory: Path, manifest: dict, shards: Sequence[_Shard]):
-        self.directory = directory
-        self.manifest = manifest
-        self.schema = PoseSchema.from_dict(manifest["schema"])
-        self._shards = list(shards)
-        counts = [s.entry["examples"] for s in self._shards]
-        self._starts = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
-
-    @property
-    def splits(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(s.entry["split"] for s in self._shards))
-
-    def __len__(self) -> int:
-        return int(self._starts[-1])
-
-    def __getitem__(self, index: int) -> Example:
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-            raise TypeError(f"dataset indices are integers, not {type(index).__name__}")
-        n = len(self)
-        if not -n <= index < n:
-            raise IndexError(f"example {index} out of range for {n} examples")
-        index = int(index) % n
-        k = int(np.searchsorted(self._starts, index, side="right")) - 1
-        shard = self._shards[k]
-        row = index - int(self._starts[k])
-        poses, models, examples, ids = shard.tables()
-        model = int(models[row])
-        return Example(rest=shard.read("rest", model), expression=shard.read("expression", row),
-                       posed=shard.read("posed", row), pose=poses[row].copy(),
-                       model_id=ids[model], split=shard.entry["split"],
-                       example=int(examples[row]))
-
-    def split(self, name: str) -> Dataset:
-        """A view of the shards of one split (its own file handles)."""
-        if name not in self.splits:
-            raise PipelineError(f"dataset {self.directory} has no split {name!r}; it has "
-                                f"{list(self.splits)}")
-        return Dataset(self.directory, self.manifest,
-                       [_Shard(s.path, s.entry) for s in self._shards
-                        if s.entry["split"] == name])
-
-    def poses(self) -> np.ndarray:
-        """(N, P) float32: every pose, in example order, without reading any image."""
-        tables = [s.tables()[0] for s in self._shards]
-        return np.concatenate(tables) if tables else \
-            np.zeros((0, len(self.schema.parameters)), dtype=np.float32)
-
-    def models(self) -> list[ShardModel]:
-        """The model tables of all shards, in order."""
-        return [entry for s in self._shards for entry in read_models(s.file())]
-
-    def close(self) -> None:
-        for shard in self._shards:
-            shard.close()
-
-    def __enter__(self) -> Dataset:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-def open_dataset(directory: str | os.PathLike) -> Dataset:
-    """The dataset whose ``manifest.json`` is in ``directory``. Files open on first read."""
-    directory = Path(directory)
-    manifest = read_manifest(directory)
-    shards = [_Shard(directory / e["file"], e) for e in manifest["shards"]]
-    return Dataset(directory, manifest, shards)
-
-
-def read_models(shard: h5py.File | str | os.PathLike) -> list[ShardModel]:
-    """The model table of one shard (an open file or a path)."""
-    if not isinstance(shard, h5py.File):
-        with h5py.File(shard, "r") as f:
-            return read_models(f)
-    group = shard["models"]
-    columns = {}
-    for name in _MODEL_STRINGS:
-        columns[name] = [s.decode("utf-8") if isinstance(s, bytes) else s
-                         for s in group[name][()]]
-    for name in _MODEL_FLOATS:
-        columns[name] = group[name][()].tolist()
-    columns["both_eyes_wink"] = group["both_eyes_wink"][()].tolist()
-    rows = []
-    for i in range(len(columns["model_id"])):
-        values = {name: column[i] for name, column in columns.items()}
-        for name in ("wink_left", "wink_right", "mouth_open"):
-            values[name] = values[name] or None
-        rows.append(ShardModel(**values))
-    return rows
-
-
-def _listed(kind: str, indices: np.ndarray | list[int], problem: str) -> str:
-    indices = list(indices)
-    shown = ", ".join(str(i) for i in indices[:_LISTED])
-    more = f" and {len(indices) - _LISTED} more" if len(indices) > _LISTED else ""
-    return f"{kind} {shown}{more}: {problem}"
-
-
-def verify_shard(path: str | os.PathLike, manifest_entry: Mapping,
-                 schema: PoseSchema | None = None) -> list[str]:
-    """Problems with one shard against its manifest entry; an empty list when sound.
-
-    Checks size and sha256, attributes and ``schema`` (when given), shapes and
-    dtypes, the model table, pose ranges, and every image's rules: background
-    exactly (0,0,0,0), character non-empty. Reports rather than raises.
-    """
-    path = Path(path)
-    problems: list[str] = []
-    if not path.is_file():
-        return [f"{path.name}: file missing"]
-    size = path.stat().st_size
-    if size != manifest_entry.get("bytes"):
-        problems.append(f"size {size} bytes, manifest says {manifest_entry.get('bytes')}")
-    if file_sha256(path) != manifest_entry.get("sha256"):
-        problems.append("sha256 differs from the manifest: the file changed or is corrupt")
-    try:
-        with h5py.File(path, "r") as f:
-            problems += _verify_contents(f, path.name, manifest_entry, schema)
-    except (OSError, KeyError, ValueError, RuntimeError) as error:
-        problems.append(f"cannot read as an HDF5 shard: {error}")
-    return [f"{path.name}: {p}" for p in problems]
-
-
-def _verify_contents(f: h5py.File, name: str, entry: Mapping,
-                     expected: PoseSchema | None) -> list[str]:
-    try:
-        attrs = _read_attrs(f, name)
-        schema = PoseSchema.from_dict(attrs["schema"])
-    except PipelineError as error:
-        return [str(error)]
-    problems = []
-    if expected is not None and schema != expected:
-        problems.append(f"schema {schema.to_dict()} differs from the expected "
-                        f"{expected.to_dict()}")
-    if attrs["split"] != entry.get("split"):
-        problems.append(f"split {attrs['split']!r}, manifest says {entry.get('split')!r}")
-    missing = [d for d in ("rest", "expression", "posed", "pose", "model", "example", "models")
-               if d not in f]
-    if missing:
-        return problems + [f"missing datasets {missing}"]
-    s, p = attrs["image_size"], len(schema)
-    m, n = f["rest"].shape[0], f["pose"].shape[0]
-    expect = {"rest": ((m, s, s, 4), np.uint8), "expression": ((n, s, s, 4), np.uint8),
-              "posed": ((n, s, s, 4), np.uint8), "pose": ((n, p), np.float32),
-              "model": ((n,), np.int32), "example": ((n,), np.int32)}
-    for key, (shape, dtype) in expect.items():
-        d = f[key]
-        if d.shape != shape or d.dtype != dtype:
-            problems.append(f"{key} is {d.shape} {d.dtype}, expected {shape} {np.dtype(dtype)}")
-    for key in (*_MODEL_STRINGS, *_MODEL_FLOATS, "both_eyes_wink"):
-        if key not in f["models"] or f["models"][key].shape != (m,):
-            problems.append(f"model table column {key} missing or not of length {m}")
-    if (m, n) != (entry.get("models"), entry.get("examples")):
-        problems.append(f"{m} models and {n} examples, manifest says {entry.get('models')} "
-                        f"and {entry.get('examples')}")
-    if problems:
-        return problems
-    try:
-        models = read_models(f)
-    except PipelineError as error:
-        problems.append(f"model table: {error}")
-    else:
-        ids = [e.model_id for e in models]
-        if len(set(ids)) != len(ids):
-            problems.append("model table repeats a model_id")
-    rows, examples, poses = f["model"][()], f["example"][()], f["pose"][()]
-    bad = np.flatnonzero((rows < 0) | (rows >= m))
-    if bad.size:
-        problems.append(_listed("examples", bad, f"model row outside [0, {m})"))
-    bad = np.flatnonzero(examples < 0)
-    if bad.size:
-        problems.append(_listed("examples", bad, "negative example index"))
-    if np.unique(np.stack([rows, examples], axis=1), axis=0).shape[0] != n:
-        problems.append("a (model, example) pair appears twice")
-    bad = np.flatnonzero(schema.out_of_range(poses))
-    if bad.size:
-        problems.append(_listed("examples", bad, "pose not finite or outside the schema's "
-                                                 "ranges"))
-    for key in ("rest", "expression", "posed"):
-        dataset = f[key]
-        broken, reasons = [], set()
-        for i in range(dataset.shape[0]):
-            reason = _image_problem(dataset[i])
-            if reason:
-                broken.append(i)
-                reasons.add(reason.split(":")[0])
-        if broken:
-            problems.append(_listed(f"{key} images", broken, "; ".join(sorted(reasons))))
-    return problems

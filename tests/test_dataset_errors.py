@@ -10,7 +10,8 @@ import test_generate
 from test_generate import copy_of, dataset_args, error_lines, run
 
 from pipeline import dataset_cli
-from pipeline.shards import read_manifest, write_manifest
+from pipeline.shard_reader import read_manifest
+from pipeline.shards import write_manifest
 
 library = test_generate.library  # fixtures: the sample characters, a reference run
 reference = test_generate.reference

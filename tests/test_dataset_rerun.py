@@ -18,7 +18,7 @@ from test_generate import EXAMPLES, copy_of, dataset_args, digests, error_lines,
 from pipeline import generate
 from pipeline.index import read_index, write_index
 from pipeline.poses import THA1, sample_example
-from pipeline.shards import open_dataset
+from pipeline.shard_reader import open_dataset
 
 MODELS = 5  # the sample characters
 library = test_generate.library  # fixtures: the sample characters, a reference run

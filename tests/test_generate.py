@@ -20,7 +20,7 @@ from pipeline import generate
 from pipeline.cli import main
 from pipeline.generate import RunConfig, finish, plan, run_tasks
 from pipeline.index import read_index
-from pipeline.shards import open_dataset
+from pipeline.shard_reader import open_dataset
 
 EXAMPLES = 3
 SIZE = 64

@@ -14,17 +14,15 @@ import pytest
 
 from pipeline.errors import PipelineError
 from pipeline.poses import THA1, PoseParameter, PoseSchema, sample_example
+from pipeline.shard_reader import open_dataset, read_manifest, read_models
+from pipeline.shard_verify import verify_shard
 from pipeline.shards import (
     COMPRESSION,
     FORMAT_VERSION,
     MANIFEST,
     ShardModel,
     ShardWriter,
-    open_dataset,
     package_version,
-    read_manifest,
-    read_models,
-    verify_shard,
     write_manifest,
 )
 

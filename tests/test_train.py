@@ -23,7 +23,7 @@ from conftest_gl import gl_context  # noqa: E402, F401  (a fixture)
 from pipeline.cli import main  # noqa: E402
 from pipeline.errors import PipelineError  # noqa: E402
 from pipeline.poses import PoseSchema  # noqa: E402
-from pipeline.shards import open_dataset  # noqa: E402
+from pipeline.shard_reader import open_dataset  # noqa: E402
 from pipeline.train import cli as train_cli  # noqa: E402
 from pipeline.train import data as tdata  # noqa: E402
 from pipeline.train import loop  # noqa: E402

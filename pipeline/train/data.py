@@ -28,7 +28,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from pipeline.errors import PipelineError
-from pipeline.shards import open_dataset
+from pipeline.shard_reader import open_dataset
 
 MORPH_PARAMS = ("eye_left", "eye_right", "mouth")
 ROTATION_PARAMS = ("head_x", "head_y", "neck_z")

@@ -53,7 +53,7 @@ from torch.utils.data import DataLoader, Subset
 
 from pipeline.atomic import atomic_write
 from pipeline.errors import PipelineError
-from pipeline.shards import open_dataset
+from pipeline.shard_reader import open_dataset
 from pipeline.train.data import EpochOrder, TripleDataset
 from pipeline.train.nets import build
 
