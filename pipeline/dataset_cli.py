@@ -13,7 +13,10 @@ import h5py
 import numpy as np
 
 from mmdrender.gl.renderer import DEFAULT_SAMPLES, DEFAULT_SUPERSAMPLE
+from mmdrender.schema_pose import BodySettings
+from mmdrender.schemas import SCHEMAS
 from pipeline.errors import PipelineError, reports_errors
+from pipeline.feature_poses import is_wide, wide_pose_schema
 from pipeline.generate import (
     FAILURES_CSV,
     RunConfig,
@@ -28,13 +31,15 @@ from pipeline.generate import (
 )
 from pipeline.index import models_root as default_models_root
 from pipeline.index import read_index
-from pipeline.poses import PoseSchema, ramp_fit_pvalue, uniform_fit_pvalue
+from pipeline.pose_checks import check_wide_poses
+from pipeline.poses import THA1, PoseSchema, ramp_fit_pvalue, uniform_fit_pvalue
 from pipeline.shard_reader import open_dataset, read_manifest, read_models
 from pipeline.shard_verify import verify_shard
 
 # Below this p-value a sampled column does not follow its distribution. The
 # tests are exact for the seeded sampler, so this only trips on real damage.
 FIT_P_MIN = 1e-4
+FIT_PROBLEMS_LISTED = 10
 DASK_TIMEOUT_S = 30  # to reach the scheduler
 
 
@@ -53,8 +58,24 @@ DASK_TIMEOUT_S = 30  # to reach the scheduler
               help="Examples per split in total (e.g. train=500000,validation=10000,"
                    "test=10000), spread evenly over each split's models; overrides "
                    "--examples-per-model for the splits named.")
+@click.option("--schema", type=click.Choice(["tha1", "tha2", "tha3"]), default="tha1",
+              show_default=True,
+              help="tha1: rest/expression/posed triples, 6 parameters. tha2: 42 parameters, "
+                   "the rest input and THA2's seven ground truths. tha3 (THA3/THA4): 45 "
+                   "parameters, the upper body at 512x512, face-morphed and posed images and "
+                   "an eyes-and-mouth mask per model. The wide schemas need the roles "
+                   "`annotate scan --schema tha3` proposes.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--size", type=click.IntRange(16, 4096), default=256, show_default=True)
+@click.option("--size", type=click.IntRange(16, 4096),
+              help="Image side in pixels [default: 256; 512 with --schema tha3].")
+@click.option("--body-degrees", metavar="Y,Z", default="15,15", show_default=True,
+              help="tha3: the upper body's turn at body_y = +-1 and tilt at body_z = +-1.")
+@click.option("--breathing-degrees", metavar="CHEST,SHOULDERS", default="2.5,3",
+              show_default=True,
+              help="tha3: at breathing = 1 the chest leans back and each shoulder rises by "
+                   "these angles.")
+@click.option("--arm-degrees", type=click.FloatRange(0, 90), default=12.0, show_default=True,
+              help="tha3: the upper arms hang this far out from straight down (0: vertical).")
 @click.option("--shading", type=click.Choice(["phong", "toon"]), default="phong",
               show_default=True)
 @click.option("--supersample", type=click.IntRange(1, 4), default=DEFAULT_SUPERSAMPLE,
@@ -80,9 +101,9 @@ DASK_TIMEOUT_S = 30  # to reach the scheduler
                    "always retried.")
 @click.option("--strict", is_flag=True, help="Exit with status 1 when any model was skipped.")
 @reports_errors
-def dataset(index_path, out, root, examples_per_model, split_examples, seed, size, shading,
-            supersample, msaa, lights, models_per_shard, workers, backend, scheduler,
-            retry_failed, strict):
+def dataset(index_path, out, root, examples_per_model, split_examples, schema, seed, size,
+            body_degrees, breathing_degrees, arm_degrees, shading, supersample, msaa, lights,
+            models_per_shard, workers, backend, scheduler, retry_failed, strict):
     """Render every usable model of the index into HDF5 shards under OUT.
 
     Exits with status 0 when the dataset is complete, even if some models were
@@ -91,10 +112,15 @@ def dataset(index_path, out, root, examples_per_model, split_examples, seed, siz
     """
     entries = read_index(index_path)
     root = default_models_root(root, index_path)
+    body_y, body_z = _pair(body_degrees, "--body-degrees")
+    chest, shoulders = _pair(breathing_degrees, "--breathing-degrees")
+    body = BodySettings(body_y, body_z, chest, shoulders, arm_degrees=arm_degrees)
+    poses = THA1 if schema == "tha1" else wide_pose_schema(schema, body)
     config = RunConfig(out=out, models_root=root, examples_per_model=examples_per_model,
                        split_examples=_parse_split_examples(split_examples), seed=seed,
-                       size=size, shading=shading, samples=msaa, supersample=supersample,
-                       lights=lights, models_per_shard=models_per_shard)
+                       size=size or SCHEMAS[schema].image_size, shading=shading, samples=msaa,
+                       supersample=supersample, lights=lights, models_per_shard=models_per_shard,
+                       schema=poses, body=body)
     tasks = plan(entries, config)
     if not tasks:
         raise PipelineError(f"{index_path}: no model has a split and is not rejected; "
@@ -153,6 +179,30 @@ def _render(tasks, pending, config, workers, backend, root) -> tuple[int, float,
     return rendered, time.perf_counter() - start, peak_mb
 
 
+def _wide_rows(f, models, schema: PoseSchema) -> list[tuple]:
+    """(model_id, example, pose, rest_mouth, realisations) of a wide shard's examples."""
+    realisations = []
+    for model in models:
+        stated = json.loads(model.details or "{}").get("realisations", {})
+        realisations.append(tuple(stated.get(name, "own") for name in schema.names))
+    rows = f["model"][()]
+    return [(models[r].model_id, int(e), pose, int(m), realisations[r])
+            for r, e, pose, m in zip(rows, f["example"][()], f["pose"][()],
+                                     f["rest_mouth"][()], strict=True)]
+
+
+def _pair(text: str, option: str) -> tuple[float, float]:
+    """Two angles in degrees from 'A,B'."""
+    try:
+        first, second = (float(v) for v in text.split(","))
+    except ValueError:
+        raise PipelineError(f"{option} takes two angles in degrees, like 15,10; got "
+                            f"{text!r}") from None
+    if not all(0.0 <= v <= 90.0 for v in (first, second)):
+        raise PipelineError(f"{option}: angles must be between 0 and 90 degrees, got {text!r}")
+    return first, second
+
+
 def _parse_split_examples(text: str | None) -> tuple[tuple[str, int], ...]:
     if not text:
         return ()
@@ -201,14 +251,17 @@ def verify_dataset(directory: Path) -> dict:
     manifest = read_manifest(directory)
     schema = PoseSchema.from_dict(manifest["schema"])
     report = {"dataset": str(directory), "shards": len(manifest["shards"]), "problems": {}}
-    tables, first_shard = [], {}
+    tables, first_shard, wide_rows = [], {}, []
     for entry in manifest["shards"]:
         path = directory / entry["file"]
         problems = verify_shard(path, entry)
         try:
             with h5py.File(path, "r") as f:
                 poses = f["pose"][()]
-                ids = [model.model_id for model in read_models(f)]
+                models = read_models(f)
+                ids = [model.model_id for model in models]
+                if is_wide(schema):
+                    wide_rows += _wide_rows(f, models, schema)
             if poses.ndim == 2 and poses.shape[1] == len(schema):  # else reported above
                 tables.append(poses)
         except (OSError, KeyError, ValueError, RuntimeError, PipelineError) as error:
@@ -224,7 +277,14 @@ def verify_dataset(directory: Path) -> dict:
             report["problems"][entry["file"]] = problems
     poses = np.concatenate(tables) if tables else np.zeros((0, len(schema)), np.float32)
     fits = {}
-    for column, parameter in enumerate(schema.parameters):
+    if is_wide(schema):
+        fits, problems = check_wide_poses(schema, int(manifest["dataset_seed"]), wide_rows)
+        for problem in problems[:FIT_PROBLEMS_LISTED]:
+            report["problems"].setdefault("poses", []).append(problem)
+        if len(problems) > FIT_PROBLEMS_LISTED:
+            report["problems"]["poses"].append(
+                f"... and {len(problems) - FIT_PROBLEMS_LISTED} more pose problems")
+    for column, parameter in enumerate(() if is_wide(schema) else schema.parameters):
         values = poses[:, column]
         if len(values) < 20:
             continue
@@ -237,6 +297,11 @@ def verify_dataset(directory: Path) -> dict:
             report["problems"].setdefault("poses", []).append(
                 f"{parameter.name} does not follow its {parameter.sampler} distribution "
                 f"(KS p = {p:.2g})")
+    for name, fit in fits.items():
+        if is_wide(schema) and fit["p_value"] < FIT_P_MIN:
+            report["problems"].setdefault("poses", []).append(
+                f"{name} does not follow its {fit['sampler']} distribution "
+                f"(p = {fit['p_value']:.2g})")
     report["examples"] = int(len(poses))
     report["distribution_fits"] = fits
     report["ok"] = not report["problems"]
@@ -275,11 +340,17 @@ def verify(directory, as_json):
               help="Examples shown per split.")
 @reports_errors
 def preview(directory, output, per_split):
-    """A contact sheet of rest / expression / posed triples with their poses."""
+    """A contact sheet of each example's image set, named, with its pose.
+
+    THA1: rest / expression / posed. The wide schemas: every image of the set
+    (THA2's rest input and (a)-(g); THA3's rest, mask, face-morphed and posed)
+    and the pose's non-zero values.
+    """
     from mmdrender.sheet import Cell, Panel, compose_sheet
 
     data = open_dataset(directory)
     panels = []
+    names = [image.name for image in data.image_sets]
     with data:
         for split in data.splits:
             view = data.split(split)
@@ -287,12 +358,14 @@ def preview(directory, output, per_split):
             for i in picks:
                 example = view[int(i)]
                 pose = ", ".join(f"{name}={value:+.2f}" for name, value in
-                                 zip(data.schema.names, example.pose, strict=True))
-                panels.append(Panel(f"{split} {example.model_id} #{example.example}: {pose}", [
-                    Cell(example.rest, "rest"), Cell(example.expression, "expression"),
-                    Cell(example.posed, "posed")]))
-    sheet = compose_sheet(panels, columns=2, cell_size=128,
-                          title=f"{directory}: rest | expression | posed")
+                                 zip(data.schema.names, example.pose, strict=True)
+                                 if value or len(data.schema) <= 6)
+                title = f"{split} {example.model_id} #{example.example}: {pose}"
+                images = view.images(int(i))
+                panels.append(Panel(title, [Cell(images[name], name) for name in names]))
+    sheet = compose_sheet(panels, columns=2 if len(names) <= 4 else 1,
+                          cell_size=128 if len(names) <= 4 else 112,
+                          title=f"{directory}: {' | '.join(names)}")
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         sheet.save(output)

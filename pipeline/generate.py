@@ -44,10 +44,14 @@ from mmdrender.gl.renderer import DEFAULT_SAMPLES, DEFAULT_SUPERSAMPLE, Lights
 from mmdrender.loader import load_model
 from mmdrender.pose import HEAD_BONE, MorphMapping, Poser
 from mmdrender.render import get_renderer
+from mmdrender.schema_pose import BodySettings
 from pipeline.atomic import atomic_write
 from pipeline.errors import PipelineError
+from pipeline.feature_poses import is_wide
+from pipeline.image_sets import IMAGE_SETS, THA1_IMAGES, stored_names
 from pipeline.index import ModelEntry, file_sha256, resolve_model_path
 from pipeline.poses import THA1, PoseSchema, example_rng, sample_examples
+from pipeline.roles import LEGACY_ROLE_COLUMNS, WIDE_COLUMNS
 from pipeline.shards import (
     FORMAT_VERSION,
     MANIFEST,
@@ -57,6 +61,7 @@ from pipeline.shards import (
     read_fingerprint,
     write_manifest,
 )
+from pipeline.wide_render import render_wide_model, wide_settings
 
 FAILURES_SUFFIX = ".failures.json"  # the shard's record: fingerprint, size, sha256, failures
 FAILURES_CSV = "failures.csv"
@@ -87,15 +92,28 @@ class RunConfig:
     models_per_shard: int = 4
     schema: PoseSchema = THA1
     lights: str = "fixed"  # or "tha1" / "tha2": sampled per model (spec section 5)
+    body: BodySettings = BodySettings()  # the wide schemas' body choices (schema_pose)
+
+    @property
+    def wide(self) -> bool:
+        """A THA2 or THA3 run (pipeline.wide_render), not THA1's triples."""
+        return is_wide(self.schema)
+
+    @property
+    def images(self) -> tuple:
+        return IMAGE_SETS[self.schema.name] if self.wide else THA1_IMAGES
 
     def renderer_settings(self) -> dict:
         lights = asdict(Lights()) if self.lights == "fixed" else {
             "sampling": self.lights, "per": "model",
             "seed": "example_rng(seed, model_id, 0, purpose='lights')"}
-        return {"shading": self.shading, "msaa_samples": self.samples,
-                "supersample": self.supersample, "lights": lights,
-                "projection": "orthographic",
-                "framing": "head top/bottom -> rows size/4 and 3*size/4"}
+        settings = {"shading": self.shading, "msaa_samples": self.samples,
+                    "supersample": self.supersample, "lights": lights,
+                    "projection": "orthographic",
+                    "framing": "head top/bottom -> rows size/4 and 3*size/4"}
+        if self.wide:
+            settings.update(wide_settings(self))
+        return settings
 
     def model_lights(self, model_id: str) -> Lights:
         """One lighting per model, so its rest, expression and posed images match."""
@@ -110,6 +128,7 @@ class ShardTask:
     number: int
     entries: tuple[ModelEntry, ...]
     examples: tuple[int, ...]  # per entry
+    images_per: tuple[int, int] = (1, 2)  # images per model and per example
 
     @property
     def name(self) -> str:
@@ -117,7 +136,11 @@ class ShardTask:
 
     @property
     def images(self) -> int:
-        return sum(1 + 2 * n for n in self.examples)
+        return sum(self.model_images(n) for n in self.examples)
+
+    def model_images(self, examples: int) -> int:
+        per_model, per_example = self.images_per
+        return per_model + per_example * examples
 
 
 @dataclass
@@ -153,10 +176,11 @@ def plan(entries: Iterable[ModelEntry], config: RunConfig) -> list[ShardTask]:
         models = sorted(by_split[split], key=lambda e: e.model_id)
         counts = _spread(totals[split], len(models)) if split in totals else \
             [config.examples_per_model] * len(models)
+        images_per = tuple(len(stored_names(config.images, per)) for per in ("model", "example"))
         for number, start in enumerate(range(0, len(models), config.models_per_shard)):
             stop = start + config.models_per_shard
             tasks.append(ShardTask(split, number, tuple(models[start:stop]),
-                                   tuple(counts[start:stop])))
+                                   tuple(counts[start:stop]), images_per))
     return tasks
 
 
@@ -181,7 +205,8 @@ def fingerprint(task: ShardTask, config: RunConfig) -> dict:
                "sha256": e.sha256 or _current_sha256(e, config),
                "head_top_y": e.head_top_y, "head_bottom_y": e.head_bottom_y,
                "wink_left": e.wink_left, "wink_right": e.wink_right,
-               "wink_both": e.wink_both, "mouth_open": e.mouth_open, "examples": n}
+               "wink_both": e.wink_both, "mouth_open": e.mouth_open, "examples": n,
+               **({"roles": _roles(e)} if config.wide else {})}
               for e, n in zip(task.entries, task.examples, strict=True)]
     value = {"format_version": FORMAT_VERSION, "package_version": package_version(),
              "code": rendering_code(),
@@ -189,6 +214,11 @@ def fingerprint(task: ShardTask, config: RunConfig) -> dict:
              "dataset_seed": config.seed, "renderer": config.renderer_settings(),
              "split": task.split, "shard": task.number, "models": models}
     return json.loads(json.dumps(value))  # as it reads back from a file
+
+
+def _roles(entry: ModelEntry) -> dict:
+    """A wide run's share of an index row: every role, halves, bone and angle."""
+    return {column: getattr(entry, column) for column in (*LEGACY_ROLE_COLUMNS, *WIDE_COLUMNS)}
 
 
 def _current_sha256(entry: ModelEntry, config: RunConfig) -> str:
@@ -210,7 +240,9 @@ def rendering_code() -> str:
     digest = hashlib.sha256()
     package = Path(mmdrender.__file__).parent
     files = sorted([*package.rglob("*.py"), *package.rglob("*.glsl")])
-    files += [Path(__file__).with_name(name) for name in ("generate.py", "poses.py", "shards.py")]
+    files += [Path(__file__).with_name(name) for name in (
+        "generate.py", "poses.py", "shards.py", "feature_poses.py", "wide_render.py",
+        "image_sets.py")]
     for path in files:
         digest.update(path.relative_to(path.parents[1]).as_posix().encode())
         digest.update(path.read_bytes())
@@ -307,16 +339,17 @@ def render_shard(task: ShardTask, config: RunConfig,
     try:
         record.unlink(missing_ok=True)  # it describes the shard about to be replaced
         with ShardWriter(shard, config.schema, config.size, config.renderer_settings(),
-                         config.seed, task.split, fingerprint=tag) as writer:
+                         config.seed, task.split, fingerprint=tag,
+                         images=config.images) as writer:
             textures: dict[str, list] = {}  # per model rendered: its texture files' stats
             for entry, examples in zip(task.entries, task.examples, strict=True):
                 failure = _add_model(writer, entry, config, examples, crashed, textures)
                 if failure:
                     result.failures.append(failure)
                 else:
-                    result.images += 1 + 2 * examples
+                    result.images += task.model_images(examples)
                 if progress is not None:
-                    progress(1 + 2 * examples)
+                    progress(task.model_images(examples))
         _write_json_atomically(record, {"fingerprint": tag, "bytes": shard.stat().st_size,
                                         "sha256": file_sha256(shard),
                                         "failures": result.failures, "textures": textures})
@@ -347,7 +380,8 @@ def _add_model(writer: ShardWriter, entry: ModelEntry, config: RunConfig,
         path = resolve_model_path(entry, config.models_root)
         problem = _file_problem(entry, path)
         if problem is None:
-            used = render_model(entry, config, examples, path, writer)
+            render = render_wide_model if config.wide else render_model
+            used = render(entry, config, examples, path, writer)
             writer.commit()
             if textures is not None:
                 textures[entry.model_id] = used

@@ -57,6 +57,8 @@ MORPH_COLUMNS: dict[tuple[str, str | None], str] = {
     for g in MORPH_GROUPS for side in _slots(g)}
 NEW_MORPH_COLUMNS: tuple[str, ...] = tuple(c for c in MORPH_COLUMNS.values()
                                            if c not in LEGACY_COLUMNS)
+LEGACY_ROLE_COLUMNS: tuple[str, ...] = tuple(c for c in MORPH_COLUMNS.values()
+                                             if c in LEGACY_COLUMNS)
 HALVES = "halves"
 EYE_BONE_COLUMNS: dict[str, str] = {side: f"eye_bone_{side}" for side in SIDES}
 IRIS_ENDS = ("x_pos", "x_neg", "y_pos", "y_neg")

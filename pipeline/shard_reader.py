@@ -18,14 +18,16 @@ import h5py
 import numpy as np
 
 from pipeline.errors import PipelineError
+from pipeline.image_sets import THA1_IMAGES
 from pipeline.poses import PoseSchema
 from pipeline.shards import (
     _MODEL_FLOATS,
     _MODEL_STRINGS,
     _SHARED,
-    FORMAT_VERSION,
     MANIFEST,
+    READABLE_VERSIONS,
     ShardModel,
+    shard_images,
 )
 
 
@@ -42,9 +44,9 @@ def read_manifest(directory: str | os.PathLike) -> dict:
     keys = set(_SHARED) | {"splits", "shards"}
     if not isinstance(manifest, dict) or not keys <= set(manifest):
         raise PipelineError(f"{path} lacks keys {sorted(keys - set(manifest or {}))}")
-    if manifest["format_version"] != FORMAT_VERSION:
+    if manifest["format_version"] not in READABLE_VERSIONS:
         raise PipelineError(f"{path}: format version {manifest['format_version']}, this reader "
-                            f"reads {FORMAT_VERSION}")
+                            f"reads {', '.join(map(str, READABLE_VERSIONS))}")
     for entry in manifest["shards"]:
         if not isinstance(entry, dict) or not {"file", "split", "models", "examples",
                                                "bytes", "sha256"} <= set(entry):
@@ -56,7 +58,13 @@ def read_manifest(directory: str | os.PathLike) -> dict:
 
 @dataclass(frozen=True)
 class Example:
-    """One example as read back. Images (S, S, 4) uint8; ``pose`` (P,) float32."""
+    """One example as read back. Images (S, S, 4) uint8; ``pose`` (P,) float32.
+
+    Whatever the schema: ``rest`` is the input (a wide schema's mouth open or
+    closed as ``rest_mouth`` says), ``expression`` the face morphed without
+    rotation (THA2's (f) and THA3's face_morphed) and ``posed`` everything
+    applied; :meth:`Dataset.images` reads every image set of an example.
+    """
 
     rest: np.ndarray
     expression: np.ndarray
@@ -65,6 +73,7 @@ class Example:
     model_id: str
     split: str
     example: int
+    rest_mouth: int = 1
 
 
 class _Shard:
@@ -105,13 +114,15 @@ class _Shard:
     def _verify_hint(self) -> str:
         return f"`pipeline verify {self.path.parent}` checks the whole dataset"
 
-    def tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-        """(pose, model, example, model_ids), read once and kept (they are small)."""
+    def tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], np.ndarray]:
+        """(pose, model, example, model_ids, rest_mouth), read once and kept (they are small)."""
         if self._tables is None:
             ids = [s.decode("utf-8") if isinstance(s, bytes) else s
                    for s in self.read("models/model_id", ())]
-            self._tables = (self.read("pose", ()), self.read("model", ()),
-                            self.read("example", ()), ids)
+            poses = self.read("pose", ())
+            mouths = self.read("rest_mouth", ()) if "rest_mouth" in self.file() else \
+                np.ones(len(poses), np.uint8)
+            self._tables = (poses, self.read("model", ()), self.read("example", ()), ids, mouths)
             if len(self._tables[0]) != self.entry["examples"]:
                 raise PipelineError(f"shard {self.path.name} holds {len(self._tables[0])} "
                                     f"examples, the manifest says {self.entry['examples']}")
@@ -130,6 +141,8 @@ class Dataset:
         self.directory = directory
         self.manifest = manifest
         self.schema = PoseSchema.from_dict(manifest["schema"])
+        self.image_sets = shard_images(manifest)
+        self.face_morphed = "expression" if self.image_sets == THA1_IMAGES else "face_morphed"
         self._shards = list(shards)
         counts = [s.entry["examples"] for s in self._shards]
         self._starts = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
@@ -141,7 +154,8 @@ class Dataset:
     def __len__(self) -> int:
         return int(self._starts[-1])
 
-    def __getitem__(self, index: int) -> Example:
+    def _locate(self, index) -> tuple[_Shard, int, int, bool]:
+        """(shard, example row, model row, mouth open) of global example ``index``."""
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
             raise TypeError(f"dataset indices are integers, not {type(index).__name__}")
         n = len(self)
@@ -151,12 +165,34 @@ class Dataset:
         k = int(np.searchsorted(self._starts, index, side="right")) - 1
         shard = self._shards[k]
         row = index - int(self._starts[k])
-        poses, models, examples, ids = shard.tables()
-        model = int(models[row])
-        return Example(rest=shard.read("rest", model), expression=shard.read("expression", row),
+        _, models, _, _, mouths = shard.tables()
+        return shard, row, int(models[row]), bool(mouths[row])
+
+    def __getitem__(self, index: int) -> Example:
+        shard, row, model, mouth_open = self._locate(index)
+        poses, _, examples, ids, _ = shard.tables()
+        rest = "rest" if mouth_open or self.image_sets == THA1_IMAGES else "rest_closed"
+        return Example(rest=shard.read(rest, model), expression=shard.read(self.face_morphed, row),
                        posed=shard.read("posed", row), pose=poses[row].copy(),
                        model_id=ids[model], split=shard.entry["split"],
-                       example=int(examples[row]))
+                       example=int(examples[row]), rest_mouth=int(mouth_open))
+
+    def images(self, index: int) -> dict[str, np.ndarray]:
+        """Every image of example ``index`` by image-set name, in the sets' order.
+
+        A per-model image with a closed-mouth twin is the one the example's rest
+        input uses.
+        """
+        shard, row, model, mouth_open = self._locate(index)
+        out = {}
+        for image in self.image_sets:
+            if image.per == "model":
+                name = image.name if mouth_open or not image.closed_twin \
+                    else f"{image.name}_closed"
+                out[image.name] = shard.read(name, model)
+            else:
+                out[image.name] = shard.read(image.name, row)
+        return out
 
     def split(self, name: str) -> Dataset:
         """A view of the shards of one split (its own file handles)."""
@@ -209,6 +245,9 @@ def read_models(shard: h5py.File | str | os.PathLike) -> list[ShardModel]:
     for name in _MODEL_FLOATS:
         columns[name] = group[name][()].tolist()
     columns["both_eyes_wink"] = group["both_eyes_wink"][()].tolist()
+    if "details" in group:
+        columns["details"] = [s.decode("utf-8") if isinstance(s, bytes) else s
+                              for s in group["details"][()]]
     rows = []
     for i in range(len(columns["model_id"])):
         values = {name: column[i] for name, column in columns.items()}

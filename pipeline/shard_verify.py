@@ -10,10 +10,17 @@ import h5py
 import numpy as np
 
 from pipeline.errors import PipelineError
+from pipeline.image_sets import THA1_IMAGES, stored_names
 from pipeline.index import file_sha256
 from pipeline.poses import PoseSchema
 from pipeline.shard_reader import read_models
-from pipeline.shards import _MODEL_FLOATS, _MODEL_STRINGS, _image_problem, read_attrs
+from pipeline.shards import (
+    _MODEL_FLOATS,
+    _MODEL_STRINGS,
+    _image_problem,
+    read_attrs,
+    shard_images,
+)
 
 _LISTED = 10  # problems of one kind quoted by verify_shard before summarising
 
@@ -63,20 +70,26 @@ def _verify_contents(f: h5py.File, name: str, entry: Mapping,
                         f"{expected.to_dict()}")
     if attrs["split"] != entry.get("split"):
         problems.append(f"split {attrs['split']!r}, manifest says {entry.get('split')!r}")
-    missing = [d for d in ("rest", "expression", "posed", "pose", "model", "example", "models")
-               if d not in f]
+    images = shard_images(attrs)
+    per_model, per_example = stored_names(images, "model"), stored_names(images, "example")
+    wide = images != THA1_IMAGES
+    tables = ("pose", "model", "example", "models", *(("rest_mouth",) if wide else ()))
+    missing = [d for d in (*per_model, *per_example, *tables) if d not in f]
     if missing:
         return problems + [f"missing datasets {missing}"]
     s, p = attrs["image_size"], len(schema)
     m, n = f["rest"].shape[0], f["pose"].shape[0]
-    expect = {"rest": ((m, s, s, 4), np.uint8), "expression": ((n, s, s, 4), np.uint8),
-              "posed": ((n, s, s, 4), np.uint8), "pose": ((n, p), np.float32),
-              "model": ((n,), np.int32), "example": ((n,), np.int32)}
+    expect = {"pose": ((n, p), np.float32), "model": ((n,), np.int32),
+              "example": ((n,), np.int32),
+              **{name: ((m, s, s, 4), np.uint8) for name in per_model},
+              **{name: ((n, s, s, 4), np.uint8) for name in per_example},
+              **({"rest_mouth": ((n,), np.uint8)} if wide else {})}
     for key, (shape, dtype) in expect.items():
         d = f[key]
         if d.shape != shape or d.dtype != dtype:
             problems.append(f"{key} is {d.shape} {d.dtype}, expected {shape} {np.dtype(dtype)}")
-    for key in (*_MODEL_STRINGS, *_MODEL_FLOATS, "both_eyes_wink"):
+    for key in (*_MODEL_STRINGS, *_MODEL_FLOATS, "both_eyes_wink",
+                *(("details",) if wide else ())):
         if key not in f["models"] or f["models"][key].shape != (m,):
             problems.append(f"model table column {key} missing or not of length {m}")
     if (m, n) != (entry.get("models"), entry.get("examples")):
@@ -105,7 +118,11 @@ def _verify_contents(f: h5py.File, name: str, entry: Mapping,
     if bad.size:
         problems.append(_listed("examples", bad, "pose not finite or outside the schema's "
                                                  "ranges"))
-    for key in ("rest", "expression", "posed"):
+    if wide:
+        bad = np.flatnonzero(f["rest_mouth"][()] > 1)
+        if bad.size:
+            problems.append(_listed("examples", bad, "rest_mouth is not 0 or 1"))
+    for key in (*per_model, *per_example):
         dataset = f[key]
         broken, reasons = [], set()
         for i in range(dataset.shape[0]):

@@ -81,10 +81,13 @@ import numpy as np
 
 from pipeline.atomic import atomic_write, fsync_folder
 from pipeline.errors import PipelineError
+from pipeline.image_sets import THA1_IMAGES, ImageSet, from_dicts, stored_names
 from pipeline.index import file_sha256
 from pipeline.poses import PoseSchema
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # THA1 shards: rest, expression, posed
+WIDE_FORMAT_VERSION = 2  # the wide schemas': image sets named by the ``images`` attribute
+READABLE_VERSIONS = (FORMAT_VERSION, WIDE_FORMAT_VERSION)
 MANIFEST = "manifest.json"
 SUFFIX = ".h5"
 COMPRESSION = {"compression": "gzip", "compression_opts": 4}
@@ -115,7 +118,9 @@ class ShardModel:
 
     Morph names are the model's own (Japanese) names; ``None`` when the model
     lacks the morph. ``both_eyes_wink``: one-eye closing was realised through
-    the both-eyes morph (the model has no one-eye winks).
+    the both-eyes morph (the model has no one-eye winks). ``details`` (wide
+    schemas only): JSON of how the model realises each parameter, the morphs,
+    bones and angles it was posed with, and which eyebrow drawing modes work.
     """
 
     model_id: str
@@ -126,6 +131,7 @@ class ShardModel:
     wink_right: str | None
     mouth_open: str | None
     both_eyes_wink: bool = False
+    details: str = ""  # wide schemas: JSON of the roles, realisations and settings used
 
     def __post_init__(self):
         if not isinstance(self.model_id, str) or not self.model_id:
@@ -153,6 +159,8 @@ class ShardModel:
         if not isinstance(self.both_eyes_wink, (bool, np.bool_)):
             raise PipelineError(f"{self.model_id}: both_eyes_wink must be a bool")
         object.__setattr__(self, "both_eyes_wink", bool(self.both_eyes_wink))
+        if not isinstance(self.details, str):
+            raise PipelineError(f"{self.model_id}: details must be JSON text")
 
 
 def _check_image(image, size: int, what: str) -> np.ndarray:
@@ -211,8 +219,11 @@ class ShardWriter:
     """
 
     def __init__(self, path: str | os.PathLike, schema: PoseSchema, size: int,
-                 settings: Mapping, seed: int, split: str, fingerprint: Mapping | None = None):
+                 settings: Mapping, seed: int, split: str, fingerprint: Mapping | None = None,
+                 images: tuple[ImageSet, ...] = THA1_IMAGES):
         self.path = Path(path)
+        self.images = tuple(images)
+        self.wide = self.images != THA1_IMAGES
         if self.path.suffix != SUFFIX:
             raise PipelineError(f"shard file name must end in {SUFFIX}: {self.path}")
         if not isinstance(schema, PoseSchema):
@@ -227,7 +238,7 @@ class ShardWriter:
         self.size = int(size)
         self.split = _check_split(split)
         self._attrs = {
-            "format_version": FORMAT_VERSION,
+            "format_version": WIDE_FORMAT_VERSION if self.wide else FORMAT_VERSION,
             "schema": _check_json(schema.to_dict(), "pose schema"),
             "image_size": self.size,
             "renderer": _check_json(dict(settings), "renderer settings"),
@@ -235,8 +246,13 @@ class ShardWriter:
             "package_version": package_version(),
             "split": self.split,
         }
+        if self.wide:
+            self._attrs["images"] = _check_json([i.to_dict() for i in self.images], "images")
         if fingerprint is not None:
             self._attrs["fingerprint"] = _check_json(dict(fingerprint), "shard fingerprint")
+        self._per_model = stored_names(self.images, "model")
+        self._per_example = stored_names(self.images, "example")
+        self._rest_mouths: list[int] = []
         self._models: list[ShardModel] = []
         self._model_ids: set[str] = set()
         self._poses: list[np.ndarray] = []
@@ -260,7 +276,7 @@ class ShardWriter:
             raise _write_error(self.tmp_path, error) from None
         with self._writing():
             s = self.size
-            for name in ("rest", "expression", "posed"):
+            for name in (*self._per_model, *self._per_example):
                 self._images[name] = self._file.create_dataset(
                     name, shape=(0, s, s, 4), maxshape=(None, s, s, 4), dtype=np.uint8,
                     chunks=(1, s, s, 4), **COMPRESSION)
@@ -333,33 +349,55 @@ class ShardWriter:
                                          self._examples[examples:], strict=True))
         del self._models[models:]
         del self._poses[examples:], self._model_rows[examples:], self._examples[examples:]
+        del self._rest_mouths[examples:]
         with self._writing():
-            self._images["rest"].resize(models, axis=0)
-            self._images["expression"].resize(examples, axis=0)
-            self._images["posed"].resize(examples, axis=0)
+            for name in self._per_model:
+                self._images[name].resize(models, axis=0)
+            for name in self._per_example:
+                self._images[name].resize(examples, axis=0)
 
-    def add_model(self, rest_image: np.ndarray, *, model_id: str, sha256: str,
+    def add_model(self, rest_image: np.ndarray | None = None, *, model_id: str, sha256: str,
                   head_top_y: float, head_bottom_y: float, wink_left: str | None,
                   wink_right: str | None, mouth_open: str | None,
-                  both_eyes_wink: bool = False) -> int:
-        """Add a model and its rest image, (S, S, 4) uint8; returns its row in the table."""
+                  both_eyes_wink: bool = False, images: Mapping | None = None,
+                  details: str = "") -> int:
+        """Add a model and its images, (S, S, 4) uint8; returns its row in the table.
+
+        THA1: ``rest_image``. The wide schemas: ``images``, by name, every
+        per-model image of the shard's image sets (closed twins too).
+        """
         self._check_open()
         entry = ShardModel(model_id, sha256, head_top_y, head_bottom_y, wink_left, wink_right,
-                           mouth_open, both_eyes_wink)
+                           mouth_open, both_eyes_wink, details)
         if entry.model_id in self._model_ids:
             raise PipelineError(f"model {model_id!r} is already in shard {self.path.name}")
-        _check_image(rest_image, self.size, f"{model_id}: rest image")
-        self._append("rest", rest_image)
+        images = self._named(images, {"rest": rest_image}, self._per_model, model_id)
+        for name in self._per_model:
+            _check_image(images[name], self.size, f"{model_id}: {name} image")
+        for name in self._per_model:
+            self._append(name, images[name])
         self._models.append(entry)
         self._model_ids.add(entry.model_id)
         return len(self._models) - 1
 
+    def _named(self, images: Mapping | None, tha1: dict, names: list[str], what: str) -> dict:
+        """The images of one model or example by name, whichever way they were passed."""
+        images = dict(images) if images is not None else tha1
+        missing = [name for name in names if images.get(name) is None]
+        unknown = sorted(set(images) - set(names))
+        if missing or unknown:
+            raise PipelineError(f"{what}: this shard's images are {names}; missing {missing}, "
+                                f"unknown {unknown}")
+        return images
+
     def add_example(self, model_index: int, example: int, pose: np.ndarray,
-                    expression: np.ndarray, posed: np.ndarray) -> None:
+                    expression: np.ndarray | None = None, posed: np.ndarray | None = None, *,
+                    images: Mapping | None = None, rest_mouth: int | None = None) -> None:
         """Add one example of the model at row ``model_index``.
 
-        ``pose`` (P,) floating, finite and inside the schema's ranges;
-        ``expression`` and ``posed`` (S, S, 4) uint8.
+        ``pose`` (P,) floating, finite and inside the schema's ranges. THA1:
+        ``expression`` and ``posed`` (S, S, 4) uint8. The wide schemas: ``images``
+        by name and ``rest_mouth`` (1: the input's mouth is open, 0: closed).
         """
         self._check_open()
         if (isinstance(model_index, bool) or not isinstance(model_index, (int, np.integer))
@@ -388,10 +426,16 @@ class ShardWriter:
                    if not lo <= v <= hi]
             raise PipelineError(f"{what}: pose outside the schema's ranges or not finite: "
                                 f"{', '.join(bad)}")
-        _check_image(expression, self.size, f"{what}: expression image")
-        _check_image(posed, self.size, f"{what}: posed image")
-        self._append("expression", expression)
-        self._append("posed", posed)
+        images = self._named(images, {"expression": expression, "posed": posed},
+                             self._per_example, what)
+        if self.wide and rest_mouth not in (0, 1):
+            raise PipelineError(f"{what}: rest_mouth must be 0 or 1, got {rest_mouth!r}")
+        for name in self._per_example:
+            _check_image(images[name], self.size, f"{what}: {name} image")
+        for name in self._per_example:
+            self._append(name, images[name])
+        if self.wide:
+            self._rest_mouths.append(int(rest_mouth))
         self._poses.append(pose)
         self._model_rows.append(key[0])
         self._examples.append(key[1])
@@ -429,6 +473,10 @@ class ShardWriter:
             group.create_dataset(name, data=np.array(values, dtype=np.float64))
         group.create_dataset("both_eyes_wink",
                              data=np.array([m.both_eyes_wink for m in self._models], bool))
+        if self.wide:
+            group.create_dataset("details", data=np.array([m.details for m in self._models],
+                                                          dtype=object), dtype=_STRING)
+            f.create_dataset("rest_mouth", data=np.array(self._rest_mouths, dtype=np.uint8))
         for name, value in self._attrs.items():
             f.attrs[name] = value
         f.flush()
@@ -478,15 +526,23 @@ def read_attrs(f: h5py.File, where: str) -> dict:
     for name in ("schema", "renderer", "package_version", "split"):
         value = attrs[name]
         attrs[name] = value.decode("utf-8") if isinstance(value, bytes) else str(value)
-    if attrs["format_version"] != FORMAT_VERSION:
+    if attrs["format_version"] not in READABLE_VERSIONS:
         raise PipelineError(f"{where}: format version {attrs['format_version']}, this reader "
-                            f"reads {FORMAT_VERSION}")
+                            f"reads {', '.join(map(str, READABLE_VERSIONS))}")
     try:
         attrs["schema"] = json.loads(attrs["schema"])
         attrs["renderer"] = json.loads(attrs["renderer"])
+        images = f.attrs.get("images")
+        attrs["images"] = json.loads(images.decode("utf-8") if isinstance(images, bytes)
+                                     else images) if images is not None else None
     except json.JSONDecodeError as error:
         raise PipelineError(f"{where}: an attribute is not valid JSON: {error}") from None
     return attrs
+
+
+def shard_images(attrs: Mapping) -> tuple[ImageSet, ...]:
+    """The image sets of a shard (or a manifest) from its attributes: THA1's without any."""
+    return from_dicts(attrs["images"]) if attrs.get("images") else THA1_IMAGES
 
 
 def write_manifest(directory: str | os.PathLike, shards: Iterable[str | os.PathLike],
@@ -520,6 +576,8 @@ def write_manifest(directory: str | os.PathLike, shards: Iterable[str | os.PathL
         except OSError as error:
             raise PipelineError(f"shard {path.name} cannot be read by HDF5: {error}") from None
         these = {name: attrs[name] for name in _SHARED}
+        if attrs.get("images"):
+            these["images"] = attrs["images"]
         if shared is None:
             shared = these
         elif these != shared:
