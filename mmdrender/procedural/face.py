@@ -154,15 +154,33 @@ class EyeShape:
         return self.y - 0.4 * self.h + 0.6 * self.h * (1 - s**2) ** 0.7
 
 
-# z offsets of face decals toward the viewer, back to front
-Z_SCLERA, Z_IRIS, Z_HIGHLIGHT, Z_LOWER_LASH = 0.010, 0.020, 0.030, 0.035
-Z_LID, Z_LASH = 0.045, 0.055  # the lid covers the eye, the lash line lies on the lid
-Z_BROW, Z_BLUSH, Z_INNER_MOUTH, Z_MOUTH_LINE = 0.012, 0.036, 0.020, 0.030  # blush: over the socket
-Z_SOCKET = 0.032  # skin around the opening: in front of the iris and highlights, behind the lids
+# z offsets of face decals toward the viewer, back to front. A turned iris keeps its
+# distance to its pivot, not to the face, so it needs room: ~0.025 either way between
+# the sclera and the socket at the strip ends (see eye_pivot).
+Z_SCLERA, Z_IRIS, Z_HIGHLIGHT, Z_LOWER_LASH = 0.004, 0.030, 0.040, 0.070
+Z_LID, Z_LASH = 0.080, 0.090  # the lid covers the eye, the lash line lies on the lid
+Z_BROW, Z_BLUSH, Z_INNER_MOUTH, Z_MOUTH_LINE = 0.012, 0.072, 0.020, 0.030  # blush: over the socket
+Z_SOCKET = 0.065  # skin around the opening: in front of the iris and highlights, behind the lids
 SOCKET = 0.2  # the socket ring's width, model units
 IRIS_SMALL = 0.6  # iris_small shrinks the iris to this fraction
 SURPRISE = 0.18  # eye heights the lashes rise by when surprised
 LOWER_LID = 0.35  # how far up the opening the raised lower lid reaches
+
+
+def eye_pivot(head: HeadShape, eye: EyeShape, side: int) -> np.ndarray:
+    """Where an eye bone turns its iris about: behind the eye, along the face's normal.
+
+    The iris is a decal on a curved face; turned about a point straight behind
+    it, it would sink behind the sclera on the nose's side. About the centre of
+    the face's curvature across the eye it slides along the face, between the
+    sclera and the socket (up and down it moves less, where the face is flatter).
+    """
+    centre = np.array([side * eye.x, eye.y])
+    point, normal = head.lift(centre, 0.0)
+    step = np.array([1e-3, 0.0])
+    (p0, n0), (p1, n1) = head.lift(centre - step, 0.0), head.lift(centre + step, 0.0)
+    radius = np.linalg.norm(p1 - p0) / np.linalg.norm(n1 - n0)
+    return point - radius * normal
 
 
 def _polar(n_rings: int, n_angles: int):
