@@ -20,6 +20,7 @@ torch = pytest.importorskip("torch")
 
 from conftest_gl import gl_context  # noqa: E402, F401  (a fixture)
 
+from mmdrender.schemas import SCHEMAS  # noqa: E402
 from pipeline.cli import main  # noqa: E402
 from pipeline.errors import PipelineError  # noqa: E402
 from pipeline.poses import PoseSchema  # noqa: E402
@@ -237,11 +238,25 @@ def test_srgb_decoding_is_the_exact_eotf_and_alpha_stays_linear():
 
 def test_parameters_are_picked_by_name(dataset):
     schema = open_dataset(dataset).schema
+    morph = tdata.network_parameters("tha1", "morpher")
+    assert morph == ("eye_left", "eye_right", "mouth")
     shuffled = PoseSchema("shuffled", tuple(reversed(schema.parameters)))
-    assert [shuffled.names[i] for i in tdata.parameter_columns(shuffled, tdata.MORPH_PARAMS)] \
-        == list(tdata.MORPH_PARAMS)
+    assert [shuffled.names[i] for i in tdata.parameter_columns(shuffled, morph)] == list(morph)
     with pytest.raises(PipelineError, match="lacks"):
-        tdata.parameter_columns(PoseSchema("x", schema.parameters[:2]), tdata.ROTATION_PARAMS)
+        tdata.parameter_columns(PoseSchema("x", schema.parameters[:2]),
+                                tdata.network_parameters("tha1", "rotator"))
+    with pytest.raises(PipelineError, match="none the trainer knows"):
+        tdata.network_parameters("tha9", "morpher")
+
+
+def test_wide_schemas_split_their_parameters_between_face_and_movement():
+    for name, face, movement in (("tha2", 39, 3), ("tha3", 39, 6)):
+        morph = tdata.network_parameters(name, "morpher")
+        rotations = tdata.network_parameters(name, "rotator")
+        assert (len(morph), len(rotations)) == (face, movement)
+        assert set(morph) | set(rotations) == set(SCHEMAS[name].names)
+        assert "iris_rotation_x" in morph and "head_x" in rotations
+    assert tdata.network_parameters("tha3", "rotator")[3:] == ("body_y", "body_z", "breathing")
 
 
 @pytest.mark.parametrize("network", ["morpher", "rotator", "combiner"])

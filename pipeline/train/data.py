@@ -4,15 +4,23 @@ Images are stored as 8-bit sRGB RGBA with straight alpha. The networks see
 them as ``(4, S, S)`` float32 in [-1, 1]: RGB through the exact sRGB EOTF to
 linear, alpha (already linear) as is, then ``2 * v - 1``.
 
-Which images and parameters each network trains on (spec section 4):
+Which images and parameters each network trains on (spec section 4;
+wide-schemas.md sections 3 and 4). The parameters are the categories of the
+shard's schema in :mod:`mmdrender.schemas`, so one trainer reads tha1, tha2
+and tha3 data:
 
-=========  ==========  ================================  ==========
-network    source      pose (picked by name)             target
-=========  ==========  ================================  ==========
-morpher    rest        eye_left, eye_right, mouth        expression
-rotator    expression  head_x, head_y, neck_z            posed
-combiner   expression  head_x, head_y, neck_z            posed
-=========  ==========  ================================  ==========
+=========  ==========  ============================================  ==========
+network    source      pose (the schema's parameters in categories)  target
+=========  ==========  ============================================  ==========
+morpher    rest        the face: eyebrow, eye, iris, mouth, iris     expression
+                       rotation (tha1: 3 values; tha2 and tha3: 39)
+rotator    expression  face and body rotations, breathing            posed
+                       (tha1 and tha2: 3 values; tha3: 6)
+combiner   expression  as the rotator                                posed
+=========  ==========  ============================================  ==========
+
+``expression`` is a wide dataset's ``face_morphed`` image and ``rest`` the
+rest input with the example's ``rest_mouth``.
 
 :class:`TripleDataset` is safe in DataLoader workers: the shard reader
 reopens its HDF5 files in each process.
@@ -27,12 +35,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from mmdrender.schemas import MORPH_CATEGORIES, SCHEMAS
 from pipeline.errors import PipelineError
 from pipeline.shard_reader import open_dataset
 
-MORPH_PARAMS = ("eye_left", "eye_right", "mouth")
-ROTATION_PARAMS = ("head_x", "head_y", "neck_z")
-PARAMS = {"morpher": MORPH_PARAMS, "rotator": ROTATION_PARAMS, "combiner": ROTATION_PARAMS}
+FACE_CATEGORIES = (*MORPH_CATEGORIES, "iris_rotation")
+MOVEMENT_CATEGORIES = ("face_rotation", "body_rotation", "breathing")
+CATEGORIES = {"morpher": FACE_CATEGORIES, "rotator": MOVEMENT_CATEGORIES,
+              "combiner": MOVEMENT_CATEGORIES}
 IMAGES = {"morpher": ("rest", "expression"), "rotator": ("expression", "posed"),
           "combiner": ("expression", "posed")}
 
@@ -73,6 +83,14 @@ def to_image(tensor: torch.Tensor) -> np.ndarray:
     return np.round(out * 255).astype(np.uint8)
 
 
+def network_parameters(schema_name: str, network: str) -> tuple[str, ...]:
+    """The parameters ``network`` conditions on in pose schema ``schema_name``, in its order."""
+    if schema_name not in SCHEMAS:
+        raise PipelineError(f"the dataset's pose schema {schema_name!r} is none the trainer "
+                            f"knows ({', '.join(SCHEMAS)})")
+    return tuple(p.name for p in SCHEMAS[schema_name].in_category(*CATEGORIES[network]))
+
+
 def parameter_columns(schema, names: tuple[str, ...]) -> list[int]:
     """Columns of ``names`` in a shard's pose schema, looked up by name."""
     missing = [n for n in names if n not in schema.names]
@@ -85,25 +103,40 @@ def parameter_columns(schema, names: tuple[str, ...]) -> list[int]:
 class TripleDataset(Dataset):
     """One split of a dataset as ``{"source", "pose", "target"}`` items for ``network``.
 
-    ``source`` and ``target`` (4, S, S) float32 in [-1, 1]; ``pose`` (3,)
-    float32; ``index`` the example's position in the split. A shard that
-    cannot be read is a PipelineError naming the example.
+    ``source`` and ``target`` (4, S, S) float32 in [-1, 1]; ``pose``
+    (pose_size,) float32; ``index`` the example's position in the split. A
+    shard that cannot be read is a PipelineError naming the example.
     """
 
     def __init__(self, directory: str | os.PathLike, split: str, network: str):
-        if network not in PARAMS:
-            raise PipelineError(f"unknown network {network!r}; choose one of {sorted(PARAMS)}")
+        if network not in CATEGORIES:
+            raise PipelineError(f"unknown network {network!r}; choose one of "
+                                f"{sorted(CATEGORIES)}")
         self.network = network
+        self.directory = directory
         self.data = open_dataset(directory).split(split)
         self.split = split
         self.image_size = int(self.data.manifest["image_size"])
-        self.columns = parameter_columns(self.data.schema, PARAMS[network])
+        self.parameters = network_parameters(self.data.schema.name, network)
+        self.columns = parameter_columns(self.data.schema, self.parameters)
+        self.pose_size = len(self.columns)
         self.source_key, self.target_key = IMAGES[network]
         if len(self.data) == 0:
             raise PipelineError(f"split {split!r} of {directory} has no examples")
 
     def __len__(self) -> int:
         return len(self.data)
+
+    def check_fits(self, config, who: str) -> None:
+        """A PipelineError unless a network ``config`` takes this data's images and poses."""
+        if config.image_size != self.image_size:
+            raise PipelineError(f"{who} works on {config.image_size}-pixel images, "
+                                f"{self.directory} has {self.image_size}")
+        if config.pose_size != self.pose_size:
+            raise PipelineError(
+                f"{who} takes {config.pose_size} pose values, the {self.network} of "
+                f"{self.directory} ({self.data.schema.name}) has {self.pose_size}: "
+                f"a network trains on one pose schema; start a new run for this data")
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         try:

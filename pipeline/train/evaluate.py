@@ -117,12 +117,10 @@ def evaluate_run(data_dir: str | os.PathLike, run_dir: str | os.PathLike,
     model, checkpoint = load_network(run_dir, dev)
     network = checkpoint["network"]
     data = TripleDataset(data_dir, split, network)
-    if data.image_size != model.config.image_size:
-        raise PipelineError(f"the run's {network} works on {model.config.image_size}-pixel "
-                            f"images, {data_dir} has {data.image_size}")
+    data.check_fits(model.config, f"the run's {network}")
     rotator = None
     if network == "combiner":
-        rotator, _ = frozen_rotator(checkpoint["run_config"]["rotator"], data.image_size, dev,
+        rotator, _ = frozen_rotator(checkpoint["run_config"]["rotator"], data, dev,
                                     expected=checkpoint.get("rotator"))
     names = OUTPUT_NAMES[network]
     scores = {name: {"rmse": [], "ssim": []} for name in names}

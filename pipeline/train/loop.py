@@ -183,7 +183,7 @@ def weights_sha256(state: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def frozen_rotator(run_dir: str, image_size: int, device: str | torch.device,
+def frozen_rotator(run_dir: str, data: TripleDataset, device: str | torch.device,
                    expected: dict | None = None) -> tuple[nn.Module, dict]:
     """A trained rotator for the combiner (eval mode, no gradients) and what identifies it.
 
@@ -202,9 +202,7 @@ def frozen_rotator(run_dir: str, image_size: int, device: str | torch.device,
             f"was trained on step {expected['step']} (weights {expected['weights_sha256'][:12]}). "
             f"Put that rotator's checkpoint.pt back in {run_dir}, or start a new combiner "
             f"run (another --run) on the rotator as it is now")
-    if rotator.config.image_size != image_size:
-        raise PipelineError(f"the rotator of {run_dir} works on {rotator.config.image_size}-pixel "
-                            f"images, the data has {image_size}")
+    data.check_fits(rotator.config, f"the rotator of {run_dir}")
     for p in rotator.parameters():
         p.requires_grad_(False)
     return rotator, identity
@@ -590,18 +588,20 @@ def train(run_dir: str | os.PathLike, config: RunConfig, model_config: dict | No
     val_data = None
     if config.val_every and "validation" in open_dataset(config.data).splits:
         val_data = TripleDataset(config.data, "validation", network)
-    model_config = {"image_size": data.image_size, **(model_config or {})}
+    model_config = {"image_size": data.image_size, "pose_size": data.pose_size,
+                    **(model_config or {})}
     if model_config["image_size"] != data.image_size:
         raise PipelineError(f"--image-size {model_config['image_size']} does not match the "
                             f"data's {data.image_size}-pixel images")
     model = build(network, model_config).to(dev)
+    data.check_fits(model.config, f"the {network} of {run_dir}")
     model_config = asdict(model.config)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr,
                                  betas=(config.beta1, config.beta2))
     rotator, rotator_identity = None, None
     if config.rotator:
         recorded = checkpoint.get("rotator") if checkpoint is not None else None
-        rotator, rotator_identity = frozen_rotator(config.rotator, data.image_size, dev,
+        rotator, rotator_identity = frozen_rotator(config.rotator, data, dev,
                                                    expected=recorded)
     perceptual = (PerceptualLoss(load_vgg16(config.vgg16), config.perceptual_weight).to(dev)
                   if config.vgg16 else None)

@@ -28,7 +28,7 @@ from torch import nn
 from pipeline.errors import PipelineError
 
 IMAGE_CHANNELS = 4  # RGBA
-POSE_SIZE = 3  # three morph params (morpher) or three rotation params (rotator, combiner)
+POSE_SIZE = 3  # THA1: three morph values (morpher) or three rotations (rotator, combiner)
 MIN_BOTTLENECK = 2  # pixels a side: InstanceNorm needs more than one value per channel
 
 
