@@ -26,6 +26,7 @@ import hashlib
 import math
 import re
 from dataclasses import dataclass, field, replace
+from types import SimpleNamespace
 
 from annotate.body_bones import propose_body_bones
 from annotate.features import face_map, footprints
@@ -47,6 +48,7 @@ from pipeline.roles import (
     WIDE_FLOAT_COLUMNS,
     format_halves,
     morph_column,
+    rig_of,
 )
 
 #: THA1's annotated columns (what a ``tha1`` proposal fills)
@@ -93,6 +95,13 @@ class Proposal:
     def replaced(self, **changes: Field) -> Proposal:
         """A copy with some fields changed."""
         return replace(self, fields={**self.fields, **changes})
+
+    def rig(self):
+        """The :class:`mmdrender.rig.Rig` the proposed values describe (fields not proposed:
+        none)."""
+        values = {name: self.fields[name].value if name in self.fields else None
+                  for name in ALL_FIELDS}
+        return rig_of(SimpleNamespace(**values))
 
     def to_json(self) -> dict:
         """``{key: {"value": ..., "confidence": ...}}``.

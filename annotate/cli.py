@@ -51,11 +51,23 @@ SCHEMA_OPTION = click.option(
 @SCHEMA_OPTION
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object {field: {value, confidence}} instead of a table.")
+@click.option("--rig", "rig_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the proposal's rig (morphs, halves, eye bones, iris angles, "
+                   "body bones) as JSON, for `mmdrender render --schema ... --rig`; "
+                   "needs --schema tha2 or tha3.")
 @reports_errors(one_line=True)
-def suggest(model_path: Path, schema: str, as_json: bool):
+def suggest(model_path: Path, schema: str, as_json: bool, rig_path: Path | None):
     """Print the automatic proposal for MODEL (.pmx/.pmd): each field's value and confidence."""
+    if rig_path is not None and schema == "tha1":
+        raise PipelineError("--rig needs --schema tha2 or tha3 (a rig holds their roles)")
     proposal = _propose_file(model_path, None, schema)
     fields = proposal.to_json()
+    if rig_path is not None:
+        from pipeline.atomic import atomic_write
+
+        with atomic_write(rig_path, encoding="utf-8") as f:
+            json.dump(proposal.rig().to_dict(), f, ensure_ascii=False, indent=2)
+        click.echo(f"rig: {rig_path}", err=True)
     if as_json:
         click.echo(json.dumps(fields, ensure_ascii=False, indent=2))
         return

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from annotate.names import stem
-from mmdrender.camera import HEAD_BONE, _descendants, estimate_head_bounds
+from mmdrender.camera import HEAD_BONE, estimate_head_bounds
 from mmdrender.errors import MMDRenderError
 from mmdrender.model import Model, MorphPanel
 from mmdrender.morph import apply_morphs, expand_groups
@@ -183,9 +183,7 @@ def face_map(model: Model, face=None) -> FaceMap:
                                              float(p[:, 1].min()), float(p[:, 1].max())))
     head = np.zeros(len(positions))
     if head_bone is not None:
-        below = np.zeros(len(model.bones), dtype=bool)
-        below[_descendants(model, head_bone)] = True
-        head = (np.where(indices >= 0, weights, 0.0) * below[np.clip(indices, 0, None)]).sum(axis=1)
+        head = model.weight_on(model.subtree(head_bone))
     try:
         top, bottom, _ = estimate_head_bounds(model)
     except MMDRenderError:

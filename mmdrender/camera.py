@@ -87,6 +87,24 @@ class Camera:
         # The head's height is half the image's, so half the image is the head's height.
         return cls(float(centre_x), (top + bottom) / 2.0, top - bottom, size)
 
+    @classmethod
+    def framing(cls, framing: str, head_top_y: float, head_bottom_y: float, centre_x: float,
+                size: int) -> Camera:
+        """A schema's framing (:attr:`mmdrender.schemas.Schema.framing`) of a head.
+
+        ``"head"``: :meth:`from_head_bounds`. ``"upper_body"`` (THA3): the head
+        top and chin on rows ``size / 8`` and ``3 * size / 8`` (64 and 192 of
+        512), centred on ``centre_x``, so the head fills the middle of the top
+        half and the upper body the rest.
+        """
+        head = cls.from_head_bounds(head_top_y, head_bottom_y, centre_x, size)
+        if framing == "head":
+            return head
+        if framing != "upper_body":
+            raise ValueError(f"unknown framing {framing!r}; expected 'head' or 'upper_body'")
+        height = head_top_y - head_bottom_y
+        return cls(head.centre_x, head_top_y - 1.5 * height, 2.0 * height, size)
+
     @property
     def pixel_size(self) -> float:
         """The side of one pixel in model units."""
@@ -153,36 +171,14 @@ def estimate_head_bounds(model: Model) -> tuple[float, float, float]:
         raise RenderError(f"{model.path}: the model has no 頭 (head) bone; {explicit}")
     vertices = model.vertices
     y = vertices.positions[:, 1]
-    inside = _weight_to(model, _bone_mask(model, [head])) > HEAD_WEIGHT
+    alone = np.zeros(len(model.bones), dtype=bool)
+    alone[head] = True
+    inside = model.weight_on(alone) > HEAD_WEIGHT
     if not inside.any():
-        inside = _weight_to(model, _bone_mask(model, _descendants(model, head))) > HEAD_WEIGHT
+        inside = model.weight_on(model.subtree(head)) > HEAD_WEIGHT
     if not inside.any():
         raise RenderError(f"{model.path}: no vertex is weighted to the 頭 (head) bone; {explicit}")
     top, bottom = float(y[inside].max()), float(y[inside].min())
     if not top > bottom:
         raise RenderError(f"{model.path}: the 頭 (head) vertices have no height; {explicit}")
     return top, bottom, float(model.bones[head].position[0])
-
-
-def _bone_mask(model: Model, bones) -> np.ndarray:
-    mask = np.zeros(len(model.bones), dtype=bool)
-    mask[list(bones)] = True
-    return mask
-
-
-def _descendants(model: Model, bone: int) -> list[int]:
-    """``bone`` and every bone below it in the tree."""
-    parents = np.array([b.parent for b in model.bones], dtype=np.int64)
-    inside = _bone_mask(model, [bone])
-    while True:
-        grown = inside | ((parents >= 0) & inside[np.clip(parents, 0, None)])
-        if (grown == inside).all():
-            return np.flatnonzero(inside).tolist()
-        inside = grown
-
-
-def _weight_to(model: Model, bones: np.ndarray) -> np.ndarray:
-    """(V,) the total skinning weight of each vertex on the bones in the (B,) mask."""
-    indices = model.vertices.bone_indices
-    weights = np.where(indices >= 0, model.vertices.bone_weights, 0.0)
-    return (weights * bones[np.clip(indices, 0, None)]).sum(axis=1)

@@ -15,6 +15,7 @@ from mmdrender.gl.renderer import DEFAULT_SAMPLES, DEFAULT_SUPERSAMPLE
 from mmdrender.loader import load_model
 from mmdrender.model import Model, MorphPanel
 from mmdrender.samples_cli import samples_command
+from mmdrender.schemas import SCHEMAS
 
 NECK_BONE, HEAD_BONE = "首", "頭"
 
@@ -213,30 +214,50 @@ def parse_mapping(text: str | None):
               help="Head centre x (default: the 頭 bone's x, else 0).")
 @click.option("--shading", type=click.Choice(["phong", "toon"]), default="phong",
               show_default=True)
-@click.option("--size", type=click.IntRange(16, 4096), default=256, show_default=True,
-              help="Image side in pixels (each cell's side with --sheet).")
+@click.option("--size", type=click.IntRange(16, 4096),
+              help="Image side in pixels (each cell's side with --sheet) [default: 256; 512 "
+                   "with --schema tha3].")
 @click.option("--supersample", type=click.IntRange(1, 4), default=DEFAULT_SUPERSAMPLE,
               show_default=True,
               help="Anti-aliasing: draw at N times the size per side, box-filter down (1: off).")
 @click.option("--msaa", type=click.IntRange(0, 16), default=DEFAULT_SAMPLES, show_default=True,
               help="Multisample anti-aliasing samples on top (0: off; slow on llvmpipe).")
 @click.option("--sheet", is_flag=True,
-              help="Write a labelled contact sheet of a pose grid instead of one image.")
+              help="Write a labelled contact sheet of a pose grid instead of one image "
+                   "(THA1's parameters).")
+@click.option("--schema", type=click.Choice(list(SCHEMAS)), default="tha1", show_default=True,
+              help="The pose's parameters: tha1's six, tha2's 42 or tha3's 45, framed as "
+                   "that schema's dataset frames them (tha3: the upper body, arms lowered).")
+@click.option("--rig", "rig_path", type=click.Path(dir_okay=False),
+              help="With --schema tha2/tha3: the model's roles as JSON (`annotate suggest "
+                   "MODEL --schema tha3 --rig FILE` writes them). Without one only the head "
+                   "rotations act.")
 def render_command(model_path, output, pose_text, morph_items, map_text, head_top, head_bottom,
-                   centre_x, shading, size, supersample, msaa, sheet):
+                   centre_x, shading, size, supersample, msaa, sheet, schema, rig_path):
     """Render MODEL posed, framed on its head, to a PNG.
 
     Without --head-top/--head-bottom the head is framed from estimated bounds
     (printed to stderr). Pose parameters follow the dataset spec: eye_left,
-    eye_right, mouth in [0, 1]; head_x, head_y, neck_z in [-1, 1] (±15°).
+    eye_right, mouth in [0, 1]; head_x, head_y, neck_z in [-1, 1] (±15°). With
+    --schema tha2 or tha3, the schema's parameters (eyebrow_angry_left=1,
+    iris_rotation_y=-1, body_y=0.5, ...) act through the roles in --rig; a
+    parameter the model has no role for is held at 0, with a warning.
     """
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
                 antialias = {"supersample": supersample, "samples": msaa}
+                if schema != "tha1":
+                    given = [option for option, value in (("--morph", morph_items),
+                             ("--map", map_text), ("--sheet", sheet)) if value]
+                    if given:
+                        raise CliError(f"{', '.join(given)}: for --schema tha1 only")
+                elif rig_path:
+                    raise CliError("--rig holds the roles of --schema tha2 or tha3")
                 _render(model_path, output, pose_text, morph_items, map_text, head_top,
-                        head_bottom, centre_x, shading, size, antialias, sheet)
+                        head_bottom, centre_x, shading, size, antialias, sheet,
+                        schema, rig_path)
             finally:
                 for warning in caught:
                     click.echo(f"warning: {warning.message}", err=True)
@@ -247,7 +268,7 @@ def render_command(model_path, output, pose_text, morph_items, map_text, head_to
 
 
 def _render(model_path, output, pose_text, morph_items, map_text, head_top, head_bottom,
-            centre_x, shading, size, antialias, sheet) -> None:
+            centre_x, shading, size, antialias, sheet, schema="tha1", rig_path=None) -> None:
     from PIL import Image
 
     from mmdrender.camera import Camera, estimate_head_bounds
@@ -267,10 +288,14 @@ def _render(model_path, output, pose_text, morph_items, map_text, head_top, head
     else:
         head = model.bone_index(HEAD_BONE)
         estimated_x = float(model.bones[head].position[0]) if head is not None else 0.0
-    camera = Camera.from_head_bounds(head_top, head_bottom,
-                                     estimated_x if centre_x is None else centre_x, size)
-    poser = Poser(model, mapping)
-    base = poser.pose(params, morphs)  # checks --pose and --morph before any cell
+    camera = Camera.framing(SCHEMAS[schema].framing, head_top, head_bottom,
+                            estimated_x if centre_x is None else centre_x,
+                            size or SCHEMAS[schema].image_size)
+    if schema == "tha1":
+        poser = Poser(model, mapping)
+        base = poser.pose(params, morphs)  # checks --pose and --morph before any cell
+    else:
+        base = _schema_pose(model, model_path, schema, rig_path, params)
     if not sheet:
         image = render(base, camera, shading=shading, **antialias)
         if not image[..., 3].any():
@@ -285,6 +310,30 @@ def _render(model_path, output, pose_text, morph_items, map_text, head_top, head
     except OSError as error:
         raise CliError(f"cannot write {output}: {error.strerror or error}") from None
     click.echo(str(output))
+
+
+def _schema_pose(model, model_path, schema_name, rig_path, params):
+    """``model`` in a tha2/tha3 pose as the dataset poses it, roles from ``rig_path``."""
+    from mmdrender.rig import Rig
+    from mmdrender.schema_pose import SchemaPoser
+
+    schema = SCHEMAS[schema_name]
+    rig = Rig()
+    if rig_path:
+        try:
+            with open(rig_path, encoding="utf-8") as f:
+                rig = Rig.from_dict(json.load(f), source=str(rig_path))
+        except (OSError, ValueError) as error:  # ValueError: bad JSON or UTF-8
+            raise CliError(f"cannot read the rig {rig_path}: {error}") from None
+    poser = SchemaPoser(model, schema, rig, lower_arms=schema.framing == "upper_body")
+    posed = poser.pose(params)  # checks names and ranges first
+    for name, value in params.items():
+        if value and poser.realisations[name] == "absent":
+            hint = "" if rig_path else (f" (no --rig given: `annotate suggest {model_path} "
+                                        f"--schema {schema_name} --rig rig.json` writes one)")
+            click.echo(f"warning: {name} is held at 0: the model has no role for it{hint}",
+                       err=True)
+    return posed
 
 
 def _pose_sheet(model, poser, params, morphs, camera, render):

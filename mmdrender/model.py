@@ -341,6 +341,23 @@ class Model:
         index = self.morph_index(name)
         return None if index is None else self.morphs[index]
 
+    def subtree(self, *bones: int) -> np.ndarray:
+        """(B,) bool: ``bones`` and every bone below them in the tree."""
+        parents = np.array([b.parent for b in self.bones], dtype=np.int64)
+        inside = np.zeros(len(self.bones), dtype=bool)
+        inside[list(bones)] = True
+        while True:
+            grown = inside | ((parents >= 0) & inside[np.clip(parents, 0, None)])
+            if (grown == inside).all():
+                return inside
+            inside = grown
+
+    def weight_on(self, bones: np.ndarray) -> np.ndarray:
+        """(V,) each vertex's total skinning weight on the bones of a (B,) bool mask."""
+        indices = self.vertices.bone_indices
+        weights = np.where(indices >= 0, self.vertices.bone_weights, 0.0)
+        return (weights * np.asarray(bones)[np.clip(indices, 0, None)]).sum(axis=1)
+
     def with_faces(self, keep: np.ndarray) -> Model:
         """This model drawing only the faces where ``keep`` ((F,) bool) is True.
 

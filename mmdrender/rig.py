@@ -16,14 +16,17 @@ realises it (:data:`REALISATIONS`):
 - ``absent``: nothing: the parameter is held at 0.
 
 Every shard stores these per model, so no consumer mistakes a held parameter
-for a rendered one.
+for a rendered one. :meth:`Rig.to_dict` is the JSON a rig travels in (what
+``annotate suggest --rig`` writes and ``mmdrender render --rig`` reads): morphs
+keyed ``<group>`` (both sides) or ``<group>_<side>``, the parameter names.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mmdrender.schemas import Parameter, Schema
+from mmdrender.errors import PoseError
+from mmdrender.schemas import GROUPS, SIDES, Parameter, Schema
 
 REALISATIONS = ("own", "halves", "shared", "absent")
 IRIS_ENDS = ("x_pos", "x_neg", "y_pos", "y_neg")
@@ -88,3 +91,78 @@ class Rig:
     def realisations(self, schema: Schema, bones: set[str]) -> tuple[str, ...]:
         """The realisation of each of ``schema``'s parameters, in order."""
         return tuple(self.realisation(p, bones) for p in schema.parameters)
+
+    def to_dict(self) -> dict:
+        return {"morphs": {_morph_key(group, side): name
+                           for (group, side), name in sorted(self.morphs.items(),
+                                                           key=lambda kv: _morph_key(*kv[0]))},
+                "halves": sorted(self.halves), "eye_bones": dict(self.eye_bones),
+                "iris": {side: dict(angles) for side, angles in self.iris.items()},
+                "body_bone": self.body_bone, "chest_bone": self.chest_bone,
+                "shoulders": dict(self.shoulders)}
+
+    @classmethod
+    def from_dict(cls, data, source: str = "the rig") -> Rig:
+        """The inverse of :meth:`to_dict`; anything malformed is a PoseError naming it."""
+        if not isinstance(data, dict) or not set(data) <= _RIG_KEYS:
+            raise PoseError(f"{source} is not a rig: expected an object with keys "
+                            f"{', '.join(sorted(_RIG_KEYS))}")
+        morphs = {}
+        for key, name in _mapping(data, "morphs", source).items():
+            if key not in _MORPH_KEYS:
+                raise PoseError(f"{source}: {key!r} is no morph group or parameter name")
+            if name:
+                morphs[_MORPH_KEYS[key]] = _text(name, f"morphs.{key}", source)
+        halves = data.get("halves") or []
+        unknown = [g for g in halves if g not in {g.name for g in GROUPS if g.arity == 2}]
+        if not isinstance(halves, list) or unknown:
+            raise PoseError(f"{source}: halves must list two-sided groups, not {unknown}")
+        iris = {}
+        for side, angles in _mapping(data, "iris", source).items():
+            if side not in SIDES or not isinstance(angles, dict) or not set(angles) <= \
+                    set(IRIS_ENDS) or not all(_is_angle(v) for v in angles.values()):
+                raise PoseError(f"{source}: iris.{side} must map {', '.join(IRIS_ENDS)} to "
+                                f"degrees")
+            iris[side] = {end: angles.get(end) for end in IRIS_ENDS}
+        bones = {}
+        for key in ("eye_bones", "shoulders"):
+            bones[key] = {side: _text(b, f"{key}.{side}", source)
+                          for side, b in _mapping(data, key, source).items() if b}
+            if not set(bones[key]) <= set(SIDES):
+                raise PoseError(f"{source}: {key} are keyed by side (left, right)")
+        return cls(morphs=morphs, halves=frozenset(halves), iris=iris,
+                   body_bone=_optional_text(data, "body_bone", source),
+                   chest_bone=_optional_text(data, "chest_bone", source), **bones)
+
+
+_RIG_KEYS = {"morphs", "halves", "eye_bones", "iris", "body_bone", "chest_bone", "shoulders"}
+_MORPH_KEYS = {**{g.name: (g.name, None) for g in GROUPS if g.category in
+                  ("eyebrow", "eye", "iris_morph", "mouth")},
+               **{f"{g.name}_{side}": (g.name, side) for g in GROUPS if g.arity == 2
+                  for side in SIDES}}
+
+
+def _morph_key(group: str, side: str | None) -> str:
+    return group if side is None else f"{group}_{side}"
+
+
+def _mapping(data: dict, key: str, source: str) -> dict:
+    value = data.get(key) or {}
+    if not isinstance(value, dict):
+        raise PoseError(f"{source}: {key} must be an object")
+    return value
+
+
+def _text(value, what: str, source: str) -> str:
+    if not isinstance(value, str):
+        raise PoseError(f"{source}: {what} must be a name, not {value!r}")
+    return value
+
+
+def _optional_text(data: dict, key: str, source: str) -> str | None:
+    value = data.get(key)
+    return None if value is None else _text(value, key, source)
+
+
+def _is_angle(value) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))

@@ -26,6 +26,7 @@ from pipeline.index import (
     scan_index,
     write_index,
 )
+from pipeline.poses_cli import poses_command
 from pipeline.splits import (
     DEFAULT_FRACTIONS,
     DEFAULT_SEED,
@@ -54,6 +55,7 @@ def main():
 main.add_command(dataset)
 main.add_command(verify)
 main.add_command(preview)
+main.add_command(poses_command)
 main.add_command(train_command)
 main.add_command(eval_command)
 

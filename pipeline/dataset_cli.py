@@ -16,7 +16,7 @@ from mmdrender.gl.renderer import DEFAULT_SAMPLES, DEFAULT_SUPERSAMPLE
 from mmdrender.schema_pose import BodySettings
 from mmdrender.schemas import SCHEMAS
 from pipeline.errors import PipelineError, reports_errors
-from pipeline.feature_poses import is_wide, wide_pose_schema
+from pipeline.feature_poses import is_wide, sampling_schema
 from pipeline.generate import (
     FAILURES_CSV,
     RunConfig,
@@ -32,7 +32,7 @@ from pipeline.generate import (
 from pipeline.index import models_root as default_models_root
 from pipeline.index import read_index
 from pipeline.pose_checks import check_wide_poses
-from pipeline.poses import THA1, PoseSchema, ramp_fit_pvalue, uniform_fit_pvalue
+from pipeline.poses import PoseSchema, ramp_fit_pvalue, uniform_fit_pvalue
 from pipeline.shard_reader import open_dataset, read_manifest, read_models
 from pipeline.shard_verify import verify_shard
 
@@ -115,7 +115,7 @@ def dataset(index_path, out, root, examples_per_model, split_examples, schema, s
     body_y, body_z = _pair(body_degrees, "--body-degrees")
     chest, shoulders = _pair(breathing_degrees, "--breathing-degrees")
     body = BodySettings(body_y, body_z, chest, shoulders, arm_degrees=arm_degrees)
-    poses = THA1 if schema == "tha1" else wide_pose_schema(schema, body)
+    poses = sampling_schema(schema, body)
     config = RunConfig(out=out, models_root=root, examples_per_model=examples_per_model,
                        split_examples=_parse_split_examples(split_examples), seed=seed,
                        size=size or SCHEMAS[schema].image_size, shading=shading, samples=msaa,

@@ -26,7 +26,7 @@ import numpy as np
 
 from mmdrender.schema_pose import BodySettings
 from mmdrender.schemas import GROUPS, SCHEMAS, Schema
-from pipeline.poses import PoseParameter, PoseSchema
+from pipeline.poses import THA1, PoseParameter, PoseSchema
 
 BLOCK = 48  # uniforms per example, whichever wide schema
 REST_MOUTH_OPEN = 0.75  # share of rest images with mouth_aaa = 1
@@ -62,6 +62,11 @@ def wide_pose_schema(name: str, settings: BodySettings | None = None) -> PoseSch
             parameters.append(PoseParameter(p.name, p.low, p.high, "rotation", degrees,
                                             "linear_ramp"))
     return PoseSchema(name, tuple(parameters))
+
+
+def sampling_schema(name: str, settings: BodySettings | None = None) -> PoseSchema:
+    """The sampling schema of registry schema ``name`` (tha1, tha2 or tha3)."""
+    return THA1 if name == "tha1" else wide_pose_schema(name, settings)
 
 
 def is_wide(schema: PoseSchema) -> bool:

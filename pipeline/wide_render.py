@@ -67,10 +67,8 @@ def wide_settings(config) -> dict:
 
 def camera_for(schema_name: str, entry: ModelEntry, centre_x: float, size: int) -> Camera:
     """THA2: the head framing of THA1. THA3: the head in the middle of the top half."""
-    if SCHEMAS[schema_name].framing == "head":
-        return Camera.from_head_bounds(entry.head_top_y, entry.head_bottom_y, centre_x, size)
-    height = entry.head_top_y - entry.head_bottom_y
-    return Camera(centre_x, entry.head_top_y - 1.5 * height, 2.0 * height, size)
+    return Camera.framing(SCHEMAS[schema_name].framing, entry.head_top_y, entry.head_bottom_y,
+                          centre_x, size)
 
 
 def over(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
@@ -179,7 +177,7 @@ def _details(entry, schema, rig: Rig, realisations, poser, **extra) -> str:
 def _fields(entry: ModelEntry, path: Path, details: str) -> dict:
     return {"model_id": entry.model_id, "sha256": entry.sha256 or file_sha256(path),
             "head_top_y": entry.head_top_y, "head_bottom_y": entry.head_bottom_y,
-            "wink_left": entry.wink_left or "", "wink_right": entry.wink_right or "",
+            "wink_left": entry.wink_left, "wink_right": entry.wink_right,
             "mouth_open": entry.mouth_open, "details": details}
 
 
@@ -265,19 +263,26 @@ def _eyes_and_mouth(schema, poser, draw, rest: np.ndarray) -> np.ndarray:
         for value in _extremes(p):
             image = draw(poser.pose({p.name: value}))
             changed |= np.abs(image.astype(np.int16) - rest).max(axis=2) > CHANGED
-    for _ in range(MASK_GROW):
-        grown = changed.copy()
-        grown[1:] |= changed[:-1]
-        grown[:-1] |= changed[1:]
-        grown[:, 1:] |= changed[:, :-1]
-        grown[:, :-1] |= changed[:, 1:]
-        changed = grown
+    changed = grow(changed, MASK_GROW)
     if not changed.any():
         raise PipelineError("no eye, iris or mouth parameter changes the image (no roles in "
                             "the index?); THA3 needs at least one")
     mask = np.zeros((*rest.shape[:2], 4), dtype=np.uint8)
     mask[changed] = 255
     return mask
+
+
+def grow(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """(H, W) bool ``mask`` grown by ``pixels`` steps to the four neighbours."""
+    out = mask.copy()
+    for _ in range(pixels):
+        grown = out.copy()
+        grown[1:] |= out[:-1]
+        grown[:-1] |= out[1:]
+        grown[:, 1:] |= out[:, :-1]
+        grown[:, :-1] |= out[:, 1:]
+        out = grown
+    return out
 
 
 def _extremes(parameter: Parameter) -> tuple[float, ...]:
