@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from conftest import load_quietly as load
 from conftest import shared_model
 from conftest_gl import gl_context  # noqa: F401  (a fixture)
+from feature_regions import CHANGED, INSIDE, QUIRKS, STRAY, feature_band, landmark_rows
 
 from annotate.auto import apply_proposal, propose, refreshable, values_stamp
 from annotate.cli import main
@@ -40,7 +41,6 @@ from pipeline.roles import (
 
 ANGLE_TOLERANCE = 1.0  # degrees between the rendered measurement and the geometric truth
 STRIP_TOLERANCE = 2.0  # pixels at 256x256 between the turned iris and its strip
-CHANGED = 8  # a pixel changes when a channel moves by more than this
 
 
 
@@ -353,64 +353,13 @@ def test_real_model_wide_proposals(gl_context, real_proposals, relative):  # noq
 
 # ------------------------------------------------------------------ what a role changes
 
-# Morphs of real models that reach outside their feature or side: the models' own slips,
-# seen in the renders. (model, index column) -> the share of changed pixels that is in.
-QUIRKS = {
-    # Rin's only wink closes her right eye and also moves her left eye's lower lashes;
-    # Lat Miku's moves 8 vertices of her left eye, one by 0.1 units
-    ("animasa_rin/rin.pmd", "smile_wink_right"): 0.7,
-    ("lat_miku_white/Lat式ミクVer2.31_White.pmd", "smile_wink_right"): 0.95,
-    # Len's smile and relaxed eyes also drag two vertices by his collar 0.29 units
-    ("animasa_len/ren.pmd", "smile_wink_both"): 0.95,
-    ("animasa_len/ren.pmd", "eye_relaxed"): 0.95,
-    # every mouth morph of Haku also nudges 12 eyebrow vertices by 0.01 units
-    **{("haku/haku.pmd", column): 0.5 for column in (
-        "mouth_open", "mouth_iii", "mouth_uuu", "mouth_eee", "mouth_ooo", "mouth_delta",
-        "mouth_smirk")},
-}
-INSIDE = 0.99  # share of a role's changed pixels that must lie in its feature and side,
-STRAY = 5  # ... or all but this many (the edge of a small change)
 COLUMN_ROLES = {column: key for key, column in MORPH_COLUMNS.items()}
-
-
-def _landmark_rows(model: Model, proposal, camera: Camera) -> tuple[float, float]:
-    """Image rows of the eye row (the irises' centre) and the mouth row (what あ moves)."""
-    def moved_by(name):
-        weights = np.zeros(len(model.morphs))
-        weights[model.morph_index(name)] = 1.0
-        moved = np.linalg.norm(Poser(model).pose_weights(weights).positions
-                               - model.vertices.positions, axis=1)
-        return np.average(model.vertices.positions, axis=0, weights=moved)
-
-    eyes = [getattr(proposal, EYE_BONE_COLUMNS[s]).value for s in ("left", "right")]
-    if all(eyes):
-        bones = [model.bone_index(b) for b in eyes]
-        on = np.isin(model.vertices.bone_indices, bones) & (model.vertices.bone_weights > 0.5)
-        eye = model.vertices.positions[on.any(axis=1)].mean(axis=0)
-    else:
-        eye = moved_by(next(getattr(proposal, c).value for c in (
-            "wink_both", "eye_relaxed", "eye_surprised") if getattr(proposal, c).value))
-    mouth = moved_by(proposal.mouth_open.value or proposal.mouth_delta.value)
-    (_, eye_row), (_, mouth_row) = camera.to_pixels(np.stack([eye, mouth]))
-    return float(eye_row), float(mouth_row)
-
-
-def _feature_band(category: str) -> tuple[float, float]:
-    """Rows a feature may change, in eye-to-mouth distances below the eye row.
-
-    The eye row is 0, the mouth row 1. Eyelid morphs may lift the brows and
-    flush the cheeks (several models' smiles do) but stay above the nose; brows
-    may come down over the upper lid; irises stay in the eye band; mouths stay
-    below the lower lids.
-    """
-    return {"eyebrow": (-np.inf, 0.25), "eye": (-np.inf, 0.65), "iris_morph": (-0.45, 0.45),
-            "mouth": (0.35, np.inf)}[category]
 
 
 def _check_roles(model: Model, proposal, label: str) -> None:
     camera = Camera.from_head_bounds(proposal.head_top_y.value, proposal.head_bottom_y.value,
                                      proposal.centre_x, 256)
-    eye_row, mouth_row = _landmark_rows(model, proposal, camera)
+    eye_row, mouth_row = landmark_rows(model, proposal, camera)
     scale = mouth_row - eye_row
     poser = Poser(model)
     rest = render(poser.pose(), camera)
@@ -425,7 +374,7 @@ def _check_roles(model: Model, proposal, label: str) -> None:
         after = render(poser.pose_weights(weights), camera)
         rows, columns = np.nonzero(np.abs(after.astype(np.int16) - rest).max(axis=2) > CHANGED)
         assert len(rows), f"{label}: {column} = {name} changes nothing"
-        low, high = _feature_band(next(g.category for g in MORPH_GROUPS
+        low, high = feature_band(next(g.category for g in MORPH_GROUPS
                                        if g.name == group_name))
         t = (rows - eye_row) / scale
         inside = (t >= low) & (t <= high)
