@@ -47,6 +47,17 @@ def _bold(cells, bold: bool) -> None:
         cell.setFont(font)
 
 
+def _stack(page: QWidget, header, pictures, counter, grid) -> None:
+    """A page's layout, top to bottom: its header, pictures, counter line and field grid."""
+    layout = QVBoxLayout(page)
+    layout.setContentsMargins(4, 4, 4, 4)
+    layout.addWidget(header)
+    layout.addLayout(pictures)
+    layout.addWidget(counter)
+    layout.addLayout(grid)
+    layout.addStretch(1)
+
+
 def _value_text(value, confidence, proposed, unset: str = "none") -> str:
     """A value as the pages show it: greyed when unset, its confidence while untouched."""
     text = rich(str(value)) if value not in (None, "") else \
@@ -100,13 +111,7 @@ class RolePage(Candidates, QWidget):
             for column, cell in enumerate(cells):
                 self.grid.addWidget(cell, row, column)
             self.cells.append(cells)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(header)
-        layout.addLayout(pictures)
-        layout.addWidget(self.counter)
-        layout.addLayout(self.grid)
-        layout.addStretch(1)
+        _stack(self, header, pictures, self.counter, self.grid)
 
     # ---------------------------------------------------------------- state
 
@@ -146,12 +151,7 @@ class RolePage(Candidates, QWidget):
 
     def _refresh(self) -> None:
         name = self.current
-        if name is None:
-            self.counter.setText("<i>no candidate morphs</i>")
-        else:
-            held = ", ".join(self.roles_of(name)) or "no role"
-            self.counter.setText(f"{self.index + 1}/{len(self.names)} &nbsp; <b>{rich(name)}</b>"
-                                 f" &nbsp; → {rich(held)}")
+        self.show_counter(self.counter, self.roles_of(name))
         halves = set((self.values.get(HALVES) or "").split())
         for row, cells in enumerate(self.cells):
             selected = row == self.group
@@ -264,13 +264,7 @@ class BodyPage(QWidget):
             self.grid.addWidget(name, i, 0)
             self.grid.addWidget(value, i, 1)
             self.rows.append((name, value))
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(header)
-        layout.addLayout(pictures)
-        layout.addWidget(self.counter)
-        layout.addLayout(self.grid)
-        layout.addStretch(1)
+        _stack(self, header, pictures, self.counter, self.grid)
 
     @property
     def current_field(self) -> str:

@@ -368,6 +368,15 @@ class Candidates:
         self._refresh()
         self.candidateChanged.emit(self.current)
 
+    def show_counter(self, counter: QLabel, roles: list[str]) -> None:
+        """The counter line: which candidate of how many is shown, and the roles it holds."""
+        if self.current is None:
+            counter.setText("<i>no candidate morphs</i>")
+            return
+        held = ", ".join(roles) or "no role"
+        counter.setText(f"{self.index + 1}/{len(self.names)} &nbsp; <b>{rich(self.current)}</b>"
+                        f" &nbsp; → {rich(held)}")
+
 
 class MorphPanel(Candidates, QWidget):
     """Cycle through candidate morphs and see which role each holds.
@@ -435,12 +444,7 @@ class MorphPanel(Candidates, QWidget):
 
     def _refresh(self) -> None:
         name = self.current
-        if name is None:
-            self.counter.setText("<i>no candidate morphs</i>")
-        else:
-            held = ", ".join(self.roles_of(name)) or "no role"
-            self.counter.setText(f"{self.index + 1}/{len(self.names)} &nbsp; <b>{rich(name)}</b>"
-                                 f" &nbsp; → {rich(held)}")
+        self.show_counter(self.counter, self.roles_of(name))
         for field, (_key, label, value) in self.rows.items():
             assigned = self.values.get(field)
             conf = self.confidence.get(field)
