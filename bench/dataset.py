@@ -45,20 +45,25 @@ def real_entries(root: Path) -> list[ModelEntry]:
 ANTIALIASING = (("SSAA 2x2", 2, 0), ("none", 1, 0))  # (label, supersample, MSAA samples)
 
 
+def timed_run(entries: list[ModelEntry], config: RunConfig) -> tuple[int, float, float]:
+    """Run the generator on ``entries`` with WORKERS processes: (images, seconds, peak MB)."""
+    tasks = plan(entries, config)
+    start = time.perf_counter()
+    results = list(run_tasks(tasks, config, workers=WORKERS))
+    finish(tasks, config)
+    seconds = time.perf_counter() - start
+    images = sum(r.images for r in results)
+    assert images == total_images(tasks), "a model failed"
+    return images, seconds, max(r.peak_memory_mb for r in results)
+
+
 def measure(name: str, entries: list[ModelEntry], root: Path, antialiasing: tuple) -> None:
     label, supersample, samples = antialiasing
     with tempfile.TemporaryDirectory() as out:
         config = RunConfig(out=Path(out), models_root=root, examples_per_model=EXAMPLES,
                            supersample=supersample, samples=samples, models_per_shard=1)
-        tasks = plan(entries, config)
-        start = time.perf_counter()
-        results = list(run_tasks(tasks, config, workers=WORKERS))
-        finish(tasks, config)
-        seconds = time.perf_counter() - start
-        images = sum(r.images for r in results)
-        assert images == total_images(tasks), "a model failed"
+        images, seconds, peak = timed_run(entries, config)
         rate = images / seconds
-        peak = max(r.peak_memory_mb for r in results)
         print(f"{name:34s} {label:8s}: {images:5d} images in {seconds:5.1f} s = "
               f"{rate:6.1f} images/s ({rate / TARGET:4.2f}x target, {rate / THA1_RATE:4.1f}x "
               f"THA1); peak worker memory {peak:5.0f} MB")
