@@ -11,8 +11,10 @@ realises it (:data:`REALISATIONS`):
 
 - ``own``: a morph (or bone) of its own;
 - ``halves``: one side of the group's both-sides morph, cut at the face's centre;
-- ``shared``: only a both-sides morph that cannot be cut: the left and the right
-  parameter take one value (the sampler makes them equal);
+- ``shared``: only a both-sides morph that cannot be cut, and neither side has
+  a morph of its own: the left and the right parameter take one value (the
+  sampler makes them equal); where the other side has its own morph, this
+  side is ``absent`` instead (the whole morph would move both);
 - ``absent``: nothing: the parameter is held at 0.
 
 Every shard stores these per model, so no consumer mistakes a held parameter
@@ -23,6 +25,7 @@ keyed ``<group>`` (both sides) or ``<group>_<side>``, the parameter names.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from mmdrender.errors import PoseError
@@ -63,7 +66,12 @@ class Rig:
         both = self.morphs.get((parameter.group, None))
         if both is None:
             return None, "absent"
-        return both, "halves" if parameter.group in self.halves else "shared"
+        if parameter.group in self.halves:
+            return both, "halves"
+        other = "right" if parameter.side == "left" else "left"
+        if self.morphs.get((parameter.group, other)):
+            return None, "absent"  # the whole morph would move the side that has its own
+        return both, "shared"
 
     def eye_turns(self, side: str) -> bool:
         """Whether this eye has a bone and all four angles."""
@@ -114,15 +122,17 @@ class Rig:
             if name:
                 morphs[_MORPH_KEYS[key]] = _text(name, f"morphs.{key}", source)
         halves = data.get("halves") or []
-        unknown = [g for g in halves if g not in {g.name for g in GROUPS if g.arity == 2}]
-        if not isinstance(halves, list) or unknown:
-            raise PoseError(f"{source}: halves must list two-sided groups, not {unknown}")
+        two_sided = {g.name for g in GROUPS if g.arity == 2}
+        if not isinstance(halves, list) or \
+                not all(isinstance(g, str) and g in two_sided for g in halves):
+            raise PoseError(f"{source}: halves must be a list of two-sided groups "
+                            f"(e.g. [\"eyebrow_angry\"]), not {halves!r}")
         iris = {}
         for side, angles in _mapping(data, "iris", source).items():
             if side not in SIDES or not isinstance(angles, dict) or not set(angles) <= \
                     set(IRIS_ENDS) or not all(_is_angle(v) for v in angles.values()):
                 raise PoseError(f"{source}: iris.{side} must map {', '.join(IRIS_ENDS)} to "
-                                f"degrees")
+                                f"finite degrees")
             iris[side] = {end: angles.get(end) for end in IRIS_ENDS}
         bones = {}
         for key in ("eye_bones", "shoulders"):
@@ -165,4 +175,5 @@ def _optional_text(data: dict, key: str, source: str) -> str | None:
 
 
 def _is_angle(value) -> bool:
-    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                             and math.isfinite(value))

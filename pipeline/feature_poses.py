@@ -135,9 +135,10 @@ def fit_to_model(schema: Schema, poses: np.ndarray, realisations: tuple[str, ...
                  ) -> np.ndarray:
     """``poses`` (n, P) as one model can show them: absent parameters 0, shared sides equal.
 
-    A group whose both-sides morph cannot be cut takes its left side's value on
-    the right too; the right eyebrow's (or eye's) other morphs are scaled down
-    where that would make them sum to more than 1.
+    A group whose both-sides morph cannot be cut (shared) takes its left side's
+    value on the right too; where that makes a right eyebrow's (or eye's)
+    morphs sum to more than 1, its other, unshared morphs are scaled down (the
+    shared values, copies of the left's, sum to at most 1 themselves).
     """
     poses = np.array(poses, dtype=np.float32, copy=True)
     names = schema.names
@@ -145,20 +146,20 @@ def fit_to_model(schema: Schema, poses: np.ndarray, realisations: tuple[str, ...
     for i, how in enumerate(realisations):
         if how == "absent":
             poses[:, i] = 0.0
-    for i, how in enumerate(realisations):
-        p = schema.parameters[i]
-        if how != "shared" or p.side != "right":
+    shared = [i for i, how in enumerate(realisations)
+              if how == "shared" and schema.parameters[i].side == "right"]
+    for i in shared:
+        poses[:, i] = poses[:, index[f"{schema.parameters[i].group}_left"]]
+    for category in ("eyebrow", "eye"):  # the mouth is one feature for both sides
+        feature = [i for i, p in enumerate(schema.parameters)
+                   if p.category == category and p.side == "right"]
+        tied = [i for i in feature if i in shared]
+        free = [i for i in feature if i not in shared]
+        if not tied or not free:
             continue
-        poses[:, i] = poses[:, index[f"{p.group}_left"]]
-        if p.category not in ("eyebrow", "eye"):
-            continue  # the mouth is one feature for both sides; iris_small is alone
-        feature = [index[n] for n in names if schema.parameter(n).category == p.category
-                   and schema.parameter(n).side == "right"]
-        others = [j for j in feature if j != i]
-        total = poses[:, feature].sum(axis=1)
-        room = np.clip(1.0 - poses[:, i], 0.0, 1.0)
-        rest = poses[:, others].sum(axis=1)
-        scale = np.where(total > 1.0, np.divide(room, rest, out=np.ones_like(rest),
-                                                where=rest > 0), 1.0)
-        poses[:, others] *= scale[:, None]
+        room = np.clip(1.0 - poses[:, tied].sum(axis=1), 0.0, 1.0)
+        rest = poses[:, free].sum(axis=1)
+        over = room < rest
+        scale = np.divide(room, rest, out=np.ones_like(rest), where=over & (rest > 0))
+        poses[:, free] *= scale[:, None]
     return poses

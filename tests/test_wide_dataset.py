@@ -145,18 +145,37 @@ def test_each_wide_example_is_regenerable_alone():
 def test_fitting_holds_absent_parameters_and_ties_shared_sides():
     registry = SCHEMAS["tha3"]
     names = registry.names
-    poses = sample(wide_pose_schema("tha3"), np.random.default_rng(2), 500)
+    poses = sample(wide_pose_schema("tha3"), np.random.default_rng(2), 5000)
     how = ["own"] * len(names)
     how[names.index("eyebrow_angry_left")] = how[names.index("eyebrow_angry_right")] = "absent"
-    how[names.index("eye_wink_left")] = how[names.index("eye_wink_right")] = "shared"
+    shared = ("eye_wink", "eye_relaxed", "eyebrow_troubled", "eyebrow_raised")
+    for group in shared:  # two per feature: scaling one side must not untie another
+        how[names.index(f"{group}_left")] = how[names.index(f"{group}_right")] = "shared"
     fitted = fit_to_model(registry, poses, tuple(how))
     assert (fitted[:, names.index("eyebrow_angry_left")] == 0).all()
-    assert np.array_equal(fitted[:, names.index("eye_wink_right")],
-                          fitted[:, names.index("eye_wink_left")])
-    right_eye = [i for i, n in enumerate(names) if n.startswith("eye_") and n.endswith("_right")]
-    assert (fitted[:, right_eye].sum(axis=1) <= 1 + 1e-5).all()
-    untouched = [i for i, h in enumerate(how) if h == "own" and not names[i].startswith("eye_")]
+    for group in shared:
+        assert np.array_equal(fitted[:, names.index(f"{group}_right")],
+                              fitted[:, names.index(f"{group}_left")])
+    for category in ("eyebrow", "eye"):
+        right = [names.index(p.name) for p in registry.in_category(category)
+                 if p.side == "right"]
+        assert (fitted[:, right].sum(axis=1) <= 1 + 1e-5).all()
+        assert (fitted[:, right].sum(axis=1) > 1 - 1e-5).any()  # the cap was reached
+    untouched = [i for i, h in enumerate(how) if h == "own" and registry.parameters[i].side
+                 != "right"]
     assert np.array_equal(fitted[:, untouched], poses[:, untouched])
+
+
+def test_a_side_without_a_morph_beside_one_with_its_own_is_held_not_shared():
+    registry = SCHEMAS["tha3"]
+    left, right = (registry.parameter(f"eye_happy_wink_{side}") for side in ("left", "right"))
+    rig = Rig(morphs={("eye_happy_wink", None): "笑い", ("eye_happy_wink", "left"): "ウィンク笑"})
+    assert rig.morph_for(left) == ("ウィンク笑", "own")
+    assert rig.morph_for(right) == (None, "absent")  # 笑い would close the left eye too
+    both_only = Rig(morphs={("eye_happy_wink", None): "笑い"})
+    assert both_only.morph_for(right) == ("笑い", "shared")
+    cut = Rig(morphs=rig.morphs, halves=frozenset({"eye_happy_wink"}))
+    assert cut.morph_for(right) == ("笑い", "halves")
 
 
 def test_the_pose_check_passes_seeded_poses_and_catches_a_changed_one():
@@ -200,14 +219,24 @@ def test_a_tha3_run_verifies_and_trains_the_morpher_and_rotator(tha3, tmp_path):
         assert checkpoint["step"] == 2
 
 
-def test_a_run_of_another_schema_cannot_resume_a_network(tha3, tha2, tmp_path):
+def test_a_run_of_another_schema_cannot_resume_a_network(library, tha3, tha2, tmp_path):
     tiny = ["--steps", 1, "--batch-size", 2, "--channels", 4, "--downsamplings", 2,
             "--res-blocks", 1, "--val-every", 0]
-    assert run(main, ["train", "rotator", "--data", tha3, "--run", tmp_path, *tiny]).exit_code \
+    runs = tmp_path / "tha3", tmp_path / "tha2"
+    assert run(main, ["train", "rotator", "--data", tha3, "--run", runs[0], *tiny]).exit_code \
         == 0
-    result = run(main, ["train", "rotator", "--data", tha2, "--run", tmp_path, "--steps", 2])
+    result = run(main, ["train", "rotator", "--data", tha2, "--run", runs[0], "--steps", 2])
     assert result.exit_code == 1
-    assert "takes 6 pose values" in result.output and "(tha2) has 3" in result.output
+    assert "takes tha3 poses (6 values)" in result.output and "holds tha2 data" in result.output
+    # the same three rotations, another schema: refused too
+    assert run(main, ["train", "rotator", "--data", tha2, "--run", runs[1], *tiny]).exit_code \
+        == 0
+    tha1 = _dataset(library, tmp_path / "tha1", "tha1", "--examples-per-model", 2)
+    result = run(main, ["train", "rotator", "--data", tha1, "--run", runs[1], "--steps", 2])
+    assert result.exit_code == 1 and "takes tha2 poses (3 values)" in result.output
+    result = run(main, ["train", "combiner", "--data", tha1, "--run", tmp_path / "c",
+                        "--rotator", runs[1], *tiny])
+    assert result.exit_code == 1 and "the rotator of" in result.output
 
 
 def test_tha3_images_frame_the_upper_body_with_a_mask_per_model(tha3):
@@ -322,6 +351,33 @@ def test_preview_names_every_image_set(tha2, tmp_path):
 
     sheet = Image.open(tmp_path / "sheet.png")
     assert sheet.width >= 8 * 112
+    result = run(main, ["preview", tha2, "-o", tmp_path / "sheet.txt"])
+    assert result.exit_code == 1 and "name it .png" in result.output
+
+
+def test_tha2_skips_a_model_without_eyebrows_and_says_why(library, tmp_path):
+    root, index = library
+    with open(index, encoding="utf-8", newline="") as f:
+        rows = [row for row in csv.DictReader(f) if row["model_id"] == "midori-midori"]
+    for column in rows[0]:
+        if column.startswith("eyebrow_"):
+            rows[0][column] = ""
+    only = tmp_path / "index.csv"
+    with open(only, "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    out = _dataset((root, only), tmp_path / "out", "tha2")
+    assert "no eyebrow morph in the index" in (out / "failures.csv").read_text()
+    result = run(main, ["preview", out, "-o", tmp_path / "sheet.png"])
+    assert result.exit_code == 1 and "holds no examples" in result.output
+
+
+def test_body_options_belong_to_tha3(library, tmp_path):
+    root, index = library
+    result = run(main, ["dataset", "--index", index, "--root", root, "--out", tmp_path,
+                        "--schema", "tha2", "--arm-degrees", 5])
+    assert result.exit_code == 1 and "--arm-degrees: only --schema tha3" in result.output
 
 
 def test_a_tha1_run_keeps_the_first_format(library, tmp_path):
@@ -408,6 +464,9 @@ def test_poses_are_exported_for_thas_distiller(tmp_path):
     result = run(main, ["poses", "-n", 5, "-o", tmp_path / "p.csv"])
     assert result.exit_code == 1 and ".pt (torch) or .npy" in result.output
     assert not (tmp_path / "p.csv").exists()
+    (tmp_path / "file").write_text("")
+    result = run(main, ["poses", "-n", 5, "-o", tmp_path / "file" / "p.npy"])
+    assert result.exit_code == 1 and result.output.startswith("error: cannot write")
 
 
 def test_render_any_wide_pose_through_a_rig(gl_context, samples_dir, tmp_path):  # noqa: F811
@@ -438,6 +497,9 @@ def test_render_any_wide_pose_through_a_rig(gl_context, samples_dir, tmp_path): 
     assert "eyebrow_angry_left is held at 0" in result.output and "--rig" in result.output
     result = run(mmdrender_main, [*base, "-o", tmp_path / "x.png", "--morph", "あ=1"])
     assert result.exit_code == 1 and "--schema tha1 only" in result.output
+    result = run(annotate_main, ["suggest", model, "--schema", "tha3", "--rig",
+                                 tmp_path / "missing" / "rig.json"])
+    assert result.exit_code == 1 and "error: cannot write" in result.output
 
 
 def test_a_malformed_rig_is_a_clear_error():
@@ -445,6 +507,11 @@ def test_a_malformed_rig_is_a_clear_error():
         Rig.from_dict({"morphs": {"eyebrow_sad_left": "x"}})
     with pytest.raises(PoseError, match="iris.left"):
         Rig.from_dict({"iris": {"left": {"x_pos": "ten"}}})
+    with pytest.raises(PoseError, match="finite degrees"):
+        Rig.from_dict({"iris": {"left": {"x_pos": float("nan")}}})
+    for halves in (5, "eyebrow_angry", [{}], ["mouth_aaa"]):
+        with pytest.raises(PoseError, match="halves must be a list of two-sided groups"):
+            Rig.from_dict({"halves": halves})
     rig = Rig(morphs={("eye_wink", None): "まばたき", ("mouth_aaa", None): "あ"},
               halves=frozenset({"eye_wink"}), eye_bones={"left": "左目"},
               iris={"left": {"x_pos": 1.0, "x_neg": -1.0, "y_pos": 2.0, "y_neg": -2.0}})
