@@ -117,7 +117,8 @@ class TripleDataset(Dataset):
         self.data = open_dataset(directory).split(split)
         self.split = split
         self.image_size = int(self.data.manifest["image_size"])
-        self.parameters = network_parameters(self.data.schema.name, network)
+        self.schema_name = self.data.schema.name
+        self.parameters = network_parameters(self.schema_name, network)
         self.columns = parameter_columns(self.data.schema, self.parameters)
         self.pose_size = len(self.columns)
         self.source_key, self.target_key = IMAGES[network]
@@ -132,11 +133,12 @@ class TripleDataset(Dataset):
         if config.image_size != self.image_size:
             raise PipelineError(f"{who} works on {config.image_size}-pixel images, "
                                 f"{self.directory} has {self.image_size}")
-        if config.pose_size != self.pose_size:
+        if (config.pose_schema, config.pose_size) != (self.schema_name, self.pose_size):
             raise PipelineError(
-                f"{who} takes {config.pose_size} pose values, the {self.network} of "
-                f"{self.directory} ({self.data.schema.name}) has {self.pose_size}: "
-                f"a network trains on one pose schema; start a new run for this data")
+                f"{who} takes {config.pose_schema} poses ({config.pose_size} values), "
+                f"{self.directory} holds {self.schema_name} data ({self.pose_size} for the "
+                f"{self.network}): a network trains on one pose schema; start a new run "
+                f"for this data")
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         try:

@@ -143,7 +143,8 @@ def resolve(run_dir: str | os.PathLike, network: str, run_options: dict,
     names = {f.name for f in fields(RunConfig)}
     config = RunConfig(**{**{k: v for k, v in stored.items() if k in names},
                           **{k: v for k, v in run_options.items() if k in CHANGEABLE}})
-    return config, dict(checkpoint["model_config"]), checkpoint
+    # A checkpoint from before pose_schema was recorded trained on THA1 data.
+    return config, {"pose_schema": "tha1", **checkpoint["model_config"]}, checkpoint
 
 
 def load_checkpoint(run_dir: str | os.PathLike) -> dict:
@@ -589,7 +590,7 @@ def train(run_dir: str | os.PathLike, config: RunConfig, model_config: dict | No
     if config.val_every and "validation" in open_dataset(config.data).splits:
         val_data = TripleDataset(config.data, "validation", network)
     model_config = {"image_size": data.image_size, "pose_size": data.pose_size,
-                    **(model_config or {})}
+                    "pose_schema": data.schema_name, **(model_config or {})}
     if model_config["image_size"] != data.image_size:
         raise PipelineError(f"--image-size {model_config['image_size']} does not match the "
                             f"data's {data.image_size}-pixel images")

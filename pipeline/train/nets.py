@@ -48,12 +48,15 @@ class _NetConfig:
     res_blocks: int = 6
     image_channels: int = IMAGE_CHANNELS
     pose_size: int = POSE_SIZE
+    pose_schema: str = "tha1"  # the dataset schema its pose inputs follow (mmdrender.schemas)
 
     def __post_init__(self):
         for name in ("image_size", "channels", "downsamplings", "image_channels", "pose_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise PipelineError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.pose_schema, str) or not self.pose_schema:
+            raise PipelineError(f"pose_schema must be a schema name, got {self.pose_schema!r}")
         if isinstance(self.res_blocks, bool) or not isinstance(self.res_blocks, int) \
                 or self.res_blocks < 0:
             raise PipelineError(f"res_blocks must be a non-negative integer, "
