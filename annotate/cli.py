@@ -65,8 +65,11 @@ def suggest(model_path: Path, schema: str, as_json: bool, rig_path: Path | None)
     if rig_path is not None:
         from pipeline.atomic import atomic_write
 
-        with atomic_write(rig_path, encoding="utf-8") as f:
-            json.dump(proposal.rig().to_dict(), f, ensure_ascii=False, indent=2)
+        try:
+            with atomic_write(rig_path, encoding="utf-8") as f:
+                json.dump(proposal.rig().to_dict(), f, ensure_ascii=False, indent=2)
+        except OSError as error:
+            raise PipelineError(f"cannot write {rig_path}: {error.strerror or error}") from None
         click.echo(f"rig: {rig_path}", err=True)
     if as_json:
         click.echo(json.dumps(fields, ensure_ascii=False, indent=2))
@@ -75,7 +78,7 @@ def suggest(model_path: Path, schema: str, as_json: bool, rig_path: Path | None)
     width = max(map(len, fields)) + 2
     for name, field in fields.items():
         value = "(none)" if field["value"] is None else field["value"]
-        click.echo(f"  {name:<{width}}{value!s:<16}{field['confidence']:.2f}")
+        click.echo(f"  {name:<{width}}{value!s:<16} {field['confidence']:.2f}")
 
 
 def _propose_file(path: Path, root: Path | None, schema: str = "tha1"):

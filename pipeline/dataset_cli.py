@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 import h5py
 import numpy as np
+from click.core import ParameterSource
 
 from mmdrender.gl.renderer import DEFAULT_SAMPLES, DEFAULT_SUPERSAMPLE
 from mmdrender.schema_pose import BodySettings
@@ -110,6 +111,14 @@ def dataset(index_path, out, root, examples_per_model, split_examples, schema, s
     skipped (listed with their reasons in OUT/failures.csv; --strict makes that
     status 1), and 1 on an error.
     """
+    if schema != "tha3":
+        context = click.get_current_context()
+        given = [f"--{name.replace('_', '-')}" for name in ("body_degrees", "breathing_degrees",
+                                                             "arm_degrees")
+                 if context.get_parameter_source(name) != ParameterSource.DEFAULT]
+        if given:
+            raise PipelineError(f"{', '.join(given)}: only --schema tha3 poses the body and "
+                                "lowers the arms")
     entries = read_index(index_path)
     root = default_models_root(root, index_path)
     body_y, body_z = _pair(body_degrees, "--body-degrees")
@@ -363,6 +372,9 @@ def preview(directory, output, per_split):
                 title = f"{split} {example.model_id} #{example.example}: {pose}"
                 images = view.images(int(i))
                 panels.append(Panel(title, [Cell(images[name], name) for name in names]))
+    if not panels:
+        raise PipelineError(f"{directory} holds no examples to preview (were all its models "
+                            "skipped? see failures.csv)")
     sheet = compose_sheet(panels, columns=2 if len(names) <= 4 else 1,
                           cell_size=128 if len(names) <= 4 else 112,
                           title=f"{directory}: {' | '.join(names)}")
@@ -371,4 +383,6 @@ def preview(directory, output, per_split):
         sheet.save(output)
     except OSError as error:
         raise PipelineError(f"cannot write {output}: {error.strerror or error}") from None
+    except ValueError:  # Pillow: no image format for the suffix
+        raise PipelineError(f"cannot write {output}: name it .png (or .jpg, .webp)") from None
     click.echo(f"preview: {output}")

@@ -230,7 +230,7 @@ def _current_sha256(entry: ModelEntry, config: RunConfig) -> str:
 
 @functools.cache
 def rendering_code() -> str:
-    """sha256 of the source that decides a shard's bytes (mmdrender, poses, shards, this file).
+    """sha256 of the source that decides a shard's bytes (mmdrender, poses, roles, shards...).
 
     Upgrading the project therefore re-renders finished shards on a rerun
     instead of mixing images from two versions of the renderer in one dataset.
@@ -242,7 +242,7 @@ def rendering_code() -> str:
     files = sorted([*package.rglob("*.py"), *package.rglob("*.glsl")])
     files += [Path(__file__).with_name(name) for name in (
         "generate.py", "poses.py", "shards.py", "feature_poses.py", "wide_render.py",
-        "image_sets.py")]
+        "image_sets.py", "roles.py")]
     for path in files:
         digest.update(path.relative_to(path.parents[1]).as_posix().encode())
         digest.update(path.read_bytes())

@@ -56,6 +56,9 @@ def poses_command(schema, count, out, seed):
     """Sample COUNT poses of a schema as the dataset samples them and write them to a file."""
     check_suffix(out)
     poses = sample(sampling_schema(schema), np.random.default_rng(seed), count)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_poses(out, poses)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_poses(out, poses)
+    except OSError as error:
+        raise PipelineError(f"cannot write {out}: {error.strerror or error}") from None
     click.echo(f"wrote {len(poses)} {schema} poses ({poses.shape[1]} values each) to {out}")

@@ -118,6 +118,10 @@ def render_wide_model(entry: ModelEntry, config, examples: int, path: Path, writ
            if p.is_morph):
         raise PipelineError("no morph of any group in the index (annotate it with "
                             f"`annotate scan --schema {schema.name}`)")
+    if schema.name == "tha2" and all(how == "absent" for p, how in zip(
+            schema.parameters, realisations, strict=True) if p.category == "eyebrow"):
+        raise PipelineError("no eyebrow morph in the index: THA2's eyebrow images need one "
+                            "(annotate it with `annotate scan --schema tha2`)")
     camera = camera_for(schema.name, entry, float(model.bones[head].position[0]), config.size)
     poses = fit_to_model(schema, sample_examples(config.schema, config.seed, entry.model_id,
                                                  0, examples), realisations)
@@ -184,6 +188,9 @@ def _fields(entry: ModelEntry, path: Path, details: str) -> dict:
 def _tha2(entry, schema, poser, poses, mouths, realisations, draw, writer, path) -> None:
     model = poser.model
     brows = eyebrow_faces(model, poser)
+    if not brows.any():
+        raise PipelineError("its eyebrow morphs move no face of their own (the brows share "
+                            "faces with the skin), so THA2 cannot draw the eyebrows alone")
     rest = {m: poser.pose(_rest_values(m)) for m in (1, 0)}
     images = {}
     for m, suffix in ((1, ""), (0, "_closed")):
