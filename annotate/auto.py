@@ -33,10 +33,10 @@ from annotate.features import face_map, footprints
 from annotate.head_bounds import propose_head_bounds
 from annotate.morph_roles import EYE_FIELDS, propose_morphs
 from annotate.wide_roles import propose_wide_roles
-from mmdrender.camera import HEAD_BONE
+from mmdrender.camera import head_centre_x
 from mmdrender.model import Model
 from mmdrender.schemas import MORPH_GROUPS, SCHEMAS, SIDES
-from pipeline.index import format_float, has_wide_values
+from pipeline.index import has_wide_values, row_cells
 from pipeline.roles import (
     BODY_COLUMNS,
     EYE_BONE_COLUMNS,
@@ -45,7 +45,6 @@ from pipeline.roles import (
     IRIS_ENDS,
     NEW_MORPH_COLUMNS,
     WIDE_COLUMNS,
-    WIDE_FLOAT_COLUMNS,
     format_halves,
     morph_column,
     rig_of,
@@ -117,9 +116,9 @@ class Proposal:
         keys = {name: name for name in FIELDS}
         if self.schema != "tha1":
             for g in MORPH_GROUPS:
-                keys[g.name] = morph_column(g.name)
-                for side in (SIDES if g.arity == 2 else ()):
-                    keys[f"{g.name}_{side}"] = morph_column(g.name, side)
+                for side in g.slots:
+                    keys[g.name if side is None else f"{g.name}_{side}"] = \
+                        morph_column(g.name, side)
             keys.update((name, name) for name in SCHEMA_FIELDS[self.schema]
                         if name not in keys.values())
         return {key: {"value": self.fields[column].value,
@@ -146,9 +145,7 @@ def propose(model: Model, schema: str = "tha1") -> Proposal:
     """Proposals for every annotated column ``schema`` needs (rest pose, project frame)."""
     if schema not in SCHEMA_FIELDS:
         raise ValueError(f"no schema {schema!r}; choose one of {', '.join(SCHEMA_FIELDS)}")
-    head = model.bone_index(HEAD_BONE)
-    centre_x = float(model.bones[head].position[0]) if head is not None else 0.0
-    roles, face = propose_morphs(model, centre_x)
+    roles, face = propose_morphs(model, head_centre_x(model))
     bounds = propose_head_bounds(model, face)
     top, bottom = bounds.top, bounds.bottom
     if top is None or bottom is None or not (math.isfinite(top) and math.isfinite(bottom)
@@ -222,13 +219,6 @@ def failure_reason(error: BaseException) -> str:
     return f"cannot handle this model ({type(error).__name__}: {text or 'no message'})"
 
 
-def _cell(entry, name: str) -> str:
-    value = getattr(entry, name)
-    if name.startswith("head_") or name in WIDE_FLOAT_COLUMNS:
-        return format_float(value)
-    return value or ""
-
-
 def values_stamp(entry) -> str:
     """A short fingerprint of the annotated values of ``entry`` as the index stores them.
 
@@ -236,7 +226,7 @@ def values_stamp(entry) -> str:
     written before they existed still matches).
     """
     names = ALL_FIELDS if has_wide_values(entry) else FIELDS
-    cells = [_cell(entry, name) for name in names]
+    cells = row_cells(entry, names)
     return hashlib.sha256("\x1f".join(cells).encode("utf-8")).hexdigest()[:12]
 
 

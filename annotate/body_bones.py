@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from annotate.names import stem
-from mmdrender.camera import HEAD_BONE
+from mmdrender.camera import head_centre_x
 from mmdrender.model import Model
 from mmdrender.pose import NECK_BONE
 
@@ -45,8 +45,7 @@ def _ancestors(model: Model, bone: int) -> list[int]:
 
 def propose_body_bones(model: Model) -> BodyBones:
     neck = model.bone_index(NECK_BONE)
-    head = model.bone_index(HEAD_BONE)
-    centre_x = float(model.bones[head].position[0]) if head is not None else 0.0
+    centre_x = head_centre_x(model)
     above_neck = _ancestors(model, neck) if neck is not None else []
     values = dict.fromkeys(("body_bone", "chest_bone", "shoulder_left", "shoulder_right"))
     confidence = dict.fromkeys(values, 0.8)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import click
 
+from mmdrender.schemas import SCHEMAS
 from pipeline.errors import PipelineError, reports_errors
 from pipeline.index import (
     DEFAULT_INDEX,
@@ -41,7 +42,7 @@ def main():
 
 
 SCHEMA_OPTION = click.option(
-    "--schema", type=click.Choice(["tha1", "tha2", "tha3"]), default="tha1", show_default=True,
+    "--schema", type=click.Choice(list(SCHEMAS)), default="tha1", show_default=True,
     help="Which fields to propose: THA1's (head bounds, winks, mouth), or also every morph "
          "group, the iris angles (tha2) and the upper-body bones (tha3).")
 

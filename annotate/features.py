@@ -24,10 +24,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from annotate.names import stem
-from mmdrender.camera import HEAD_BONE, estimate_head_bounds
+from mmdrender.camera import HEAD_BONE, estimate_head_bounds, head_centre_x
 from mmdrender.errors import MMDRenderError
 from mmdrender.model import Model, MorphPanel
-from mmdrender.morph import apply_morphs, expand_groups
+from mmdrender.morph import alone, apply_morphs, offsets_of
 from mmdrender.pose import Poser
 from mmdrender.posed import MaterialState
 
@@ -169,7 +169,7 @@ def face_map(model: Model, face=None) -> FaceMap:
     eye/mouth panels' footprints stand in where neither does.
     """
     head_bone = model.bone_index(HEAD_BONE)
-    centre_x = float(model.bones[head_bone].position[0]) if head_bone is not None else 0.0
+    centre_x = head_centre_x(model)
     positions = model.vertices.positions.astype(np.float64)
     indices, weights = model.vertices.bone_indices, model.vertices.bone_weights
     bones = eye_bones(model, centre_x)
@@ -218,7 +218,7 @@ def _panel_rows(model: Model, positions: np.ndarray) -> dict:
         for i, morph in enumerate(model.morphs):
             if morph.panel != panel:
                 continue
-            offsets = _vertex_offsets(model, i)
+            offsets = offsets_of(model, i)
             if offsets is None:
                 continue
             length = np.linalg.norm(offsets, axis=1)
@@ -229,41 +229,28 @@ def _panel_rows(model: Model, positions: np.ndarray) -> dict:
     return rows
 
 
-def _vertex_offsets(model: Model, index: int) -> np.ndarray | None:
-    from mmdrender.morph import vertex_offsets
-
-    weights = np.zeros(len(model.morphs))
-    weights[index] = 1.0
-    offsets = vertex_offsets(model, expand_groups(model.morphs, weights))
-    if offsets is None:
-        return None
-    offsets = offsets.astype(np.float64)
-    return offsets if np.isfinite(offsets).all() else None
-
-
 def footprints(model: Model, faces: FaceMap, poser: Poser | None = None) -> dict[int, Footprint]:
     """The :class:`Footprint` of every supported morph that changes something."""
     poser = poser or Poser(model)
     rest = MaterialState.rest(model)
+    positions = model.vertices.positions.astype(np.float64)
     result = {}
     for i, morph in enumerate(model.morphs):
         if not morph.supported:
             continue
-        footprint = _footprint(model, faces, poser, rest, i)
+        footprint = _footprint(model, faces, poser, rest, positions, i)
         if footprint is not None:
             result[i] = footprint
     return result
 
 
 def _footprint(model, faces: FaceMap, poser: Poser, rest: MaterialState,
-               index: int) -> Footprint | None:
-    weights = np.zeros(len(model.morphs))
-    weights[index] = 1.0
-    effective = expand_groups(model.morphs, weights)
+               positions: np.ndarray, index: int) -> Footprint | None:
+    """``positions``: the model's rest positions as float64."""
+    effective = alone(model, index)
     kinds = {type(model.morphs[i].data).__name__ for i in np.flatnonzero(effective)}
-    positions = model.vertices.positions.astype(np.float64)
     try:
-        posed = poser.pose_weights(weights)
+        posed = poser.pose_weights(effective)  # expanding again changes nothing
     except Exception:  # noqa: BLE001  (a corrupt morph cannot be measured; it gets no role)
         return None
     displacement = posed.positions.astype(np.float64) - positions
@@ -295,7 +282,7 @@ def _footprint(model, faces: FaceMap, poser: Poser, rest: MaterialState,
         head=float((change * np.clip(faces.head, 0, 1)).sum() / mass),
         midline=float(change[np.abs(dx) < MIDLINE * faces.scale / 2].sum() / mass),
         kinds=frozenset(names[k] for k in kinds if k in names), feature="other")
-    return _with_feature(footprint, faces)
+    return replace(footprint, feature=feature_of(footprint, faces))
 
 
 def _material_change(model: Model, after: MaterialState, rest: MaterialState
@@ -316,10 +303,6 @@ def _material_change(model: Model, after: MaterialState, rest: MaterialState
             faces = model.faces[material.face_start:material.face_start + material.face_count]
             change[np.unique(faces)] = np.maximum(change[np.unique(faces)], per_material[m])
     return change
-
-
-def _with_feature(footprint: Footprint, faces: FaceMap) -> Footprint:
-    return replace(footprint, feature=feature_of(footprint, faces))
 
 
 def feature_of(footprint: Footprint, faces: FaceMap) -> str:

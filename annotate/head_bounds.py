@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from annotate.morph_roles import Face
-from mmdrender.camera import HEAD_BONE, HEAD_WEIGHT, estimate_head_bounds
+from mmdrender.camera import HEAD_BONE, HEAD_WEIGHT, estimate_head_bounds, head_centre_x
 from mmdrender.errors import RenderError
 from mmdrender.model import Model
 
@@ -57,7 +57,7 @@ def head_weight(model: Model) -> np.ndarray:
 
 def propose_head_bounds(model: Model, face: Face) -> HeadBounds:
     head = model.bone_index(HEAD_BONE)
-    centre_x = float(model.bones[head].position[0]) if head is not None else 0.0
+    centre_x = head_centre_x(model)
     try:
         fallback_top, fallback_bottom, _ = estimate_head_bounds(model)
     except RenderError:

@@ -25,7 +25,6 @@ iris's own box stands in for the eye's, with a low confidence.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,20 +35,14 @@ from mmdrender.model import Model
 from mmdrender.pose import Poser
 from mmdrender.posed import PosedModel
 from mmdrender.render import get_renderer
-from mmdrender.skeleton import quat_about_axis
+from mmdrender.rig import STRIP_RULE
+from mmdrender.skeleton import turn_about
 
 SIZE = 256  # the close-up's side in pixels
 VIEW = 1.6  # the close-up is this many iris sizes high, either side of the iris's centre
 SEARCH_DEGREES = 60.0  # the angles searched, either way
 STEPS = 18  # bisection steps: 120 degrees / 2**18
 CHANGED = 24  # a pixel changes when a channel moves by more than this (0-255)
-#: (end, axis, which edge of the iris, the target as a fraction of the eye's box)
-TARGETS = (
-    ("x_neg", "x", "top", 1 / 4),     # iris top at the bottom of strip 1 of 4
-    ("x_pos", "x", "bottom", 3 / 4),  # iris bottom at the top of strip 4
-    ("y_neg", "y", "left", 3 / 8),    # iris left edge at the right edge of strip 3 of 8
-    ("y_pos", "y", "right", 5 / 8),   # iris right edge at the left edge of strip 6
-)
 
 
 @dataclass(frozen=True)
@@ -76,9 +69,7 @@ def close_up(eye: Eye) -> Camera:
 
 def rotated_positions(poser: Poser, bone: int, axis: str, degrees: float) -> np.ndarray:
     """(V, 3) float32 positions with ``bone`` turned by ``degrees`` about ``axis`` (x or y)."""
-    unit = (1.0, 0.0, 0.0) if axis == "x" else (0.0, 1.0, 0.0)
-    name = poser.model.bones[bone].name
-    return poser.pose(turns={name: quat_about_axis(unit, math.radians(degrees))}).positions
+    return poser.pose(turns={poser.model.bones[bone].name: turn_about(axis, degrees)}).positions
 
 
 class _Drawer:
@@ -201,7 +192,7 @@ def calibrate(model: Model, eye: Eye, closing: int | None) -> IrisCalibration | 
             box, confidence = iris, 0.3  # no closing morph: the iris's own box stands in
         width, height = box[1] - box[0], box[3] - box[2]
         angles = {}
-        for end, axis, edge, fraction in TARGETS:
+        for end, axis, edge, fraction in STRIP_RULE:
             start = box[0] if axis == "y" else box[2]
             span = width if axis == "y" else height
             angle = _search(drawer, axis, edge, start + fraction * span)
@@ -245,13 +236,12 @@ def review_images(model: Model, eye: Eye, angles: dict, closing: int | None
     poser = Poser(model)
     images = {}
     with get_renderer(SIZE).prepare(model) as scene:
-        for end in ("rest", *(e for e, *_ in TARGETS if angles.get(e) is not None)):
+        for end in ("rest", *(e for e, *_ in STRIP_RULE if angles.get(e) is not None)):
             posed, target = poser.pose(), None
             if end != "rest":
-                _, axis, _edge, fraction = next(t for t in TARGETS if t[0] == end)
-                unit = (1.0, 0.0, 0.0) if axis == "x" else (0.0, 1.0, 0.0)
+                _, axis, _edge, fraction = next(t for t in STRIP_RULE if t[0] == end)
                 posed = poser.pose(turns={model.bones[eye.bone].name:
-                                          quat_about_axis(unit, math.radians(angles[end]))})
+                                          turn_about(axis, angles[end])})
                 if box is not None:
                     start, span = (box[0], box[1] - box[0]) if axis == "y" else \
                         (box[2], box[3] - box[2])

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mmdrender.model import Model, MorphPanel
-from mmdrender.morph import expand_groups, vertex_offsets
+from mmdrender.morph import offsets_of
 
 EYE_FIELDS = ("wink_left", "wink_right", "wink_both",
               "smile_wink_left", "smile_wink_right", "smile_wink_both")
@@ -80,14 +80,11 @@ def morph_effect(model: Model, index: int, centre_x: float) -> Effect | None:
     A morph with an infinite or NaN offset (a corrupt file) is None too: it
     cannot be measured.
     """
-    weights = np.zeros(len(model.morphs))
-    weights[index] = 1.0
-    offsets = vertex_offsets(model, expand_groups(model.morphs, weights))
+    offsets = offsets_of(model, index)
     if offsets is None:
         return None
-    offsets = offsets.astype(np.float64)  # a corrupt offset near 3e38 overflows float32 maths
     length = np.linalg.norm(offsets, axis=1)
-    if not np.isfinite(length).all() or not length.max() > 0:
+    if not length.max() > 0:
         return None
     moved = length > MIN_MOVE * length.max()
     positions = model.vertices.positions

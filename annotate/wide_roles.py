@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from annotate.features import Footprint
+from annotate.features import MIDLINE, Footprint
 from annotate.morph_roles import Role
 from annotate.names import stem
 from mmdrender.model import MorphPanel
@@ -129,7 +129,7 @@ def propose_wide_roles(footprints: dict[int, Footprint], taken: set[str]
     """
     fitting, misfits = nominees(footprints)
     slots = {(g.name, side): [] for g in MORPH_GROUPS if g.name not in THA1_GROUPS
-             for side in ((None, "left", "right") if g.arity == 2 else (None,))}
+             for side in g.slots}
     for nominee in fitting:
         if nominee.footprint.name not in taken:
             slots[(nominee.group, nominee.side)].append(nominee)
@@ -158,7 +158,7 @@ def propose_wide_roles(footprints: dict[int, Footprint], taken: set[str]
             footprint = nominee.footprint
             if footprint.splittable:
                 halves.add(name)
-            margin = abs(footprint.midline - 0.1) / 0.1
+            margin = abs(footprint.midline - MIDLINE) / MIDLINE
             halves_confidence[name] = round(float(min(0.95, 0.6 + 0.35 * min(margin, 1.0))), 3)
     return roles, halves, halves_confidence
 

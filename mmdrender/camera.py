@@ -151,6 +151,12 @@ class Camera:
         )
 
 
+def head_centre_x(model: Model) -> float:
+    """The x a head is framed on: the 頭 bone's (0 without one)."""
+    head = model.bone_index(HEAD_BONE)
+    return float(model.bones[head].position[0]) if head is not None else 0.0
+
+
 def estimate_head_bounds(model: Model) -> tuple[float, float, float]:
     """An automatic guess at ``(head_top_y, head_bottom_y, centre_x)`` from the rest pose.
 
@@ -181,4 +187,4 @@ def estimate_head_bounds(model: Model) -> tuple[float, float, float]:
     top, bottom = float(y[inside].max()), float(y[inside].min())
     if not top > bottom:
         raise RenderError(f"{model.path}: the 頭 (head) vertices have no height; {explicit}")
-    return top, bottom, float(model.bones[head].position[0])
+    return top, bottom, head_centre_x(model)

@@ -14,10 +14,9 @@ from mmdrender.errors import MMDRenderError
 from mmdrender.gl.renderer import DEFAULT_SAMPLES, DEFAULT_SUPERSAMPLE
 from mmdrender.loader import load_model
 from mmdrender.model import Model, MorphPanel
+from mmdrender.pose import HEAD_BONE, NECK_BONE
 from mmdrender.samples_cli import samples_command
 from mmdrender.schemas import SCHEMAS
-
-NECK_BONE, HEAD_BONE = "首", "頭"
 
 
 @click.group()
@@ -271,7 +270,7 @@ def _render(model_path, output, pose_text, morph_items, map_text, head_top, head
             centre_x, shading, size, antialias, sheet, schema="tha1", rig_path=None) -> None:
     from PIL import Image
 
-    from mmdrender.camera import Camera, estimate_head_bounds
+    from mmdrender.camera import Camera, estimate_head_bounds, head_centre_x
     from mmdrender.pose import Poser
     from mmdrender.render import render
 
@@ -286,8 +285,7 @@ def _render(model_path, output, pose_text, morph_items, map_text, head_top, head
                    f"{head_top:.4g}, bottom {head_bottom:.4g}, centre x {estimated_x:.4g} "
                    "(pass --head-top/--head-bottom to override)", err=True)
     else:
-        head = model.bone_index(HEAD_BONE)
-        estimated_x = float(model.bones[head].position[0]) if head is not None else 0.0
+        estimated_x = head_centre_x(model)
     camera = Camera.framing(SCHEMAS[schema].framing, head_top, head_bottom,
                             estimated_x if centre_x is None else centre_x,
                             size or SCHEMAS[schema].image_size)

@@ -102,6 +102,26 @@ def _active(model: Model, weights: np.ndarray, kind: type) -> list[tuple[object,
             if isinstance(model.morphs[i].data, kind)]
 
 
+def alone(model: Model, index: int) -> np.ndarray:
+    """(N,) effective weights of morph ``index`` at weight 1 and nothing else, groups expanded."""
+    weights = np.zeros(len(model.morphs))
+    weights[index] = 1.0
+    return expand_groups(model.morphs, weights)
+
+
+def offsets_of(model: Model, index: int) -> np.ndarray | None:
+    """(V, 3) float64 position offsets of morph ``index`` alone at weight 1.
+
+    None when it moves no vertex, or when an offset is not finite (a corrupt
+    file: near 3e38 it overflows float32 maths, so it cannot be measured).
+    """
+    offsets = vertex_offsets(model, alone(model, index))
+    if offsets is None:
+        return None
+    offsets = offsets.astype(np.float64)
+    return offsets if np.isfinite(offsets).all() else None
+
+
 def vertex_offsets(model: Model, weights: np.ndarray) -> np.ndarray | None:
     """Summed position offsets: (V, 3) float32, or None when no vertex morph is active."""
     active = _active(model, weights, VertexMorph)
@@ -225,9 +245,7 @@ def half_of(model: Model, index: int, vertex_side: np.ndarray, bone_side: np.nda
             ) -> MorphHalf:
     """The :class:`MorphHalf` of morph ``index``: ``vertex_side`` (V,) and ``bone_side`` (B,)
     weights in [0, 1] say how much of each vertex's and bone's change to keep."""
-    weights = np.zeros(len(model.morphs))
-    weights[index] = 1.0
-    effective = expand_groups(model.morphs, weights)
+    effective = alone(model, index)
     offsets = vertex_offsets(model, effective)
     uvs, _ = uv_offsets(model, effective)
     translations, rotations = bone_offsets(model, effective)

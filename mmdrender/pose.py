@@ -41,6 +41,7 @@ from types import MappingProxyType
 
 import numpy as np
 
+from mmdrender.camera import HEAD_BONE
 from mmdrender.errors import PoseError
 from mmdrender.model import Model, MorphPanel
 from mmdrender.morph import apply_morphs, with_halves
@@ -50,7 +51,7 @@ from mmdrender.skeleton import IDENTITY_QUAT, Skeleton, quat_about_axis, quat_mu
 
 POSE_PARAMETERS = SCHEMAS["tha1"].names
 RANGES = {p.name: (p.low, p.high) for p in SCHEMAS["tha1"].parameters}
-NECK_BONE, HEAD_BONE = "首", "頭"
+NECK_BONE = "首"
 # Morph parameter -> the MorphMapping field naming its morph.
 _MAPPED = {"eye_left": "wink_left", "eye_right": "wink_right", "mouth": "mouth_open"}
 _NONE: Mapping[str, float] = MappingProxyType({})
@@ -126,11 +127,7 @@ class Poser:
 
         For morphs a name cannot reach (a file may repeat a name; the first wins).
         """
-        weights = np.asarray(weights, dtype=np.float64)
-        if weights.shape != (len(self.model.morphs),) or not np.isfinite(weights).all():
-            raise PoseError(f"morph weights must be {len(self.model.morphs)} finite numbers, "
-                            f"got an array of shape {weights.shape}")
-        return self._posed(dict.fromkeys(POSE_PARAMETERS, 0.0), weights)
+        return self.pose_parts({}, weights)
 
     def _turns(self, turns: Mapping[str, np.ndarray]) -> dict[int, np.ndarray]:
         """Bone index -> unit xyzw quaternion, checked."""
@@ -156,7 +153,8 @@ class Poser:
         values = self._check_params({k: v for k, v in head.items() if v})
         weights = np.asarray(weights, dtype=np.float64)
         if weights.shape != (len(self.model.morphs),) or not np.isfinite(weights).all():
-            raise PoseError(f"morph weights must be {len(self.model.morphs)} finite numbers")
+            raise PoseError(f"morph weights must be {len(self.model.morphs)} finite numbers, "
+                            f"got an array of shape {weights.shape}")
         return self._posed(values, weights, self._turns(turns), tuple(halves))
 
     def _posed(self, values: dict[str, float], weights: np.ndarray,

@@ -28,11 +28,22 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from mmdrender.camera import HEAD_BONE
 from mmdrender.errors import PoseError
-from mmdrender.schemas import GROUPS, SIDES, Parameter, Schema
+from mmdrender.pose import NECK_BONE
+from mmdrender.schemas import MORPH_GROUPS, SIDED_GROUPS, SIDES, Parameter, Schema
 
 REALISATIONS = ("own", "halves", "shared", "absent")
 IRIS_ENDS = ("x_pos", "x_neg", "y_pos", "y_neg")
+#: THA2's strip rule (wide-schemas.md section 3): where each end puts the iris. Per end:
+#: the axis turned, which edge of the iris, and its target as a fraction of the eye's box
+#: (4 horizontal strips for x, 8 vertical strips for y).
+STRIP_RULE = (
+    ("x_neg", "x", "top", 1 / 4),     # iris top at the bottom of strip 1 of 4
+    ("x_pos", "x", "bottom", 3 / 4),  # iris bottom at the top of strip 4
+    ("y_neg", "y", "left", 3 / 8),    # iris left edge at the right edge of strip 3 of 8
+    ("y_pos", "y", "right", 5 / 8),   # iris right edge at the left edge of strip 6
+)
 
 
 @dataclass(frozen=True)
@@ -85,9 +96,9 @@ class Rig:
             return self.morph_for(parameter)[1]
         if parameter.category == "iris_rotation":
             return "own" if any(self.eye_turns(side) and self.eye_bones[side] in bones
-                                for side in ("left", "right")) else "absent"
+                                for side in SIDES) else "absent"
         if parameter.category == "face_rotation":
-            needed = "首" if parameter.name == "neck_z" else "頭"
+            needed = NECK_BONE if parameter.name == "neck_z" else HEAD_BONE
             return "own" if needed in bones else "absent"
         if parameter.category == "body_rotation":
             return "own" if self.body_bone in bones else "absent"
@@ -122,9 +133,8 @@ class Rig:
             if name:
                 morphs[_MORPH_KEYS[key]] = _text(name, f"morphs.{key}", source)
         halves = data.get("halves") or []
-        two_sided = {g.name for g in GROUPS if g.arity == 2}
         if not isinstance(halves, list) or \
-                not all(isinstance(g, str) and g in two_sided for g in halves):
+                not all(isinstance(g, str) and g in SIDED_GROUPS for g in halves):
             raise PoseError(f"{source}: halves must be a list of two-sided groups "
                             f"(e.g. [\"eyebrow_angry\"]), not {halves!r}")
         iris = {}
@@ -146,14 +156,13 @@ class Rig:
 
 
 _RIG_KEYS = {"morphs", "halves", "eye_bones", "iris", "body_bone", "chest_bone", "shoulders"}
-_MORPH_KEYS = {**{g.name: (g.name, None) for g in GROUPS if g.category in
-                  ("eyebrow", "eye", "iris_morph", "mouth")},
-               **{f"{g.name}_{side}": (g.name, side) for g in GROUPS if g.arity == 2
-                  for side in SIDES}}
 
 
 def _morph_key(group: str, side: str | None) -> str:
     return group if side is None else f"{group}_{side}"
+
+
+_MORPH_KEYS = {_morph_key(g.name, side): (g.name, side) for g in MORPH_GROUPS for side in g.slots}
 
 
 def _mapping(data: dict, key: str, source: str) -> dict:

@@ -232,7 +232,7 @@ def sample_truth(name: str) -> SampleTruth:
 #: the slots of ``SampleTruth.faces``: (group, side) for every morph group but THA1's
 FACE_SLOTS = tuple((g.name, side) for g in MORPH_GROUPS
                    if g.name not in ("eye_wink", "eye_happy_wink", "mouth_aaa")
-                   for side in ((None, "left", "right") if g.arity == 2 else (None,)))
+                   for side in g.slots)
 
 
 def _halves(spec: CharacterSpec) -> frozenset:

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from mmdrender.camera import HEAD_BONE
+from mmdrender.camera import head_centre_x
 from mmdrender.errors import PoseError
 from mmdrender.model import Model
 from mmdrender.morph import half_of
@@ -41,7 +41,7 @@ from mmdrender.pose import MorphMapping, Poser
 from mmdrender.posed import PosedModel
 from mmdrender.rig import Rig
 from mmdrender.schemas import SIDES, Schema
-from mmdrender.skeleton import IDENTITY_QUAT, quat_about_axis, quat_multiply
+from mmdrender.skeleton import IDENTITY_QUAT, quat_about_axis, quat_multiply, turn_about
 
 HALF_BAND = 0.005  # of the model's height: the ramp across the centre line of a cut morph
 ARM_BONES = {"left": ("左腕", "左ひじ"), "right": ("右腕", "右ひじ")}
@@ -129,8 +129,7 @@ class SchemaPoser:
 
     def _side_weights(self) -> tuple[dict, dict]:
         """Per side, how much of a change at each vertex and bone belongs to it."""
-        head = self.model.bone_index(HEAD_BONE)
-        centre = float(self.model.bones[head].position[0]) if head is not None else 0.0
+        centre = head_centre_x(self.model)
         y = self.model.vertices.positions[:, 1]
         band = HALF_BAND * max(float(y.max() - y.min()), 1e-6)
 
@@ -197,23 +196,20 @@ class SchemaPoser:
             angles = self.rig.iris[side]
             pitch = x * angles["x_pos"] if x >= 0 else -x * angles["x_neg"]
             yaw = y * angles["y_pos"] if y >= 0 else -y * angles["y_neg"]
-            rotation = quat_multiply(quat_about_axis((0.0, 1.0, 0.0), math.radians(yaw)),
-                                     quat_about_axis((1.0, 0.0, 0.0), math.radians(pitch)))
+            rotation = quat_multiply(turn_about("y", yaw), turn_about("x", pitch))
             self._turn(turns, self.rig.eye_bones[side], rotation)
 
     def _body(self, acting: dict, turns: dict) -> None:
         s = self.settings
         body_y, body_z = acting.get("body_y", 0.0), acting.get("body_z", 0.0)
         if body_y or body_z:
-            rotation = quat_multiply(
-                quat_about_axis((0.0, 0.0, 1.0), math.radians(body_z * s.body_z_degrees)),
-                quat_about_axis((0.0, 1.0, 0.0), math.radians(body_y * s.body_y_degrees)))
+            rotation = quat_multiply(turn_about("z", body_z * s.body_z_degrees),
+                                     turn_about("y", body_y * s.body_y_degrees))
             self._turn(turns, self.rig.body_bone, rotation)
         breath = acting.get("breathing", 0.0)
         if breath:
             chest = self.rig.chest_bone or self.rig.body_bone
-            self._turn(turns, chest, quat_about_axis(
-                (1.0, 0.0, 0.0), -math.radians(breath * s.breathing_chest_degrees)))
+            self._turn(turns, chest, turn_about("x", -(breath * s.breathing_chest_degrees)))
             for side, sign in (("left", 1.0), ("right", -1.0)):
-                self._turn(turns, self.rig.shoulders.get(side), quat_about_axis(
-                    (0.0, 0.0, 1.0), sign * math.radians(breath * s.breathing_shoulder_degrees)))
+                self._turn(turns, self.rig.shoulders.get(side),
+                           turn_about("z", sign * (breath * s.breathing_shoulder_degrees)))

@@ -30,7 +30,10 @@ from dataclasses import dataclass
 from mmdrender.errors import PoseError
 
 MORPH_CATEGORIES = ("eyebrow", "eye", "iris_morph", "mouth")
-CATEGORIES = (*MORPH_CATEGORIES, "iris_rotation", "face_rotation", "body_rotation", "breathing")
+#: what THA3's face morpher poses (39 values), and what its rotators do (the rest)
+FACE_CATEGORIES = (*MORPH_CATEGORIES, "iris_rotation")
+MOVEMENT_CATEGORIES = ("face_rotation", "body_rotation", "breathing")
+CATEGORIES = (*FACE_CATEGORIES, *MOVEMENT_CATEGORIES)
 SIDES = ("left", "right")
 HEAD_DEGREES = 15.0  # THA1's +-1 for head_x, head_y and neck_z
 
@@ -56,6 +59,11 @@ class Group:
         if self.arity == 2:
             return tuple(f"{self.name}_{side}" for side in SIDES)
         return (self.name,)
+
+    @property
+    def slots(self) -> tuple[str | None, ...]:
+        """The morph slots of a morph group: None (both sides), then each side if it has two."""
+        return (None, *SIDES) if self.arity == 2 else (None,)
 
 
 @dataclass(frozen=True)
@@ -164,6 +172,8 @@ GROUPS: tuple[Group, ...] = (
 )
 _GROUPS = {g.name: g for g in GROUPS}
 MORPH_GROUPS: tuple[Group, ...] = tuple(g for g in GROUPS if g.is_morph)
+#: the morph groups with a left and a right side (a both-sides morph may serve one by halves)
+SIDED_GROUPS: tuple[str, ...] = tuple(g.name for g in MORPH_GROUPS if g.arity == 2)
 
 
 def group(name: str) -> Group:

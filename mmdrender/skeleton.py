@@ -22,6 +22,7 @@ Quaternions are numpy ``(..., 4)`` arrays in xyzw order.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -65,6 +66,14 @@ def quat_about_axis(axis: Sequence[float], angle: float) -> np.ndarray:
     """Right-handed rotation by ``angle`` radians about a unit ``axis``: (4,) float64."""
     return np.array([*(np.asarray(axis, dtype=np.float64) * np.sin(angle / 2)),
                      np.cos(angle / 2)])
+
+
+AXES = {"x": (1.0, 0.0, 0.0), "y": (0.0, 1.0, 0.0), "z": (0.0, 0.0, 1.0)}
+
+
+def turn_about(axis: str, degrees: float) -> np.ndarray:
+    """Right-handed rotation by ``degrees`` about the project frame's ``axis`` ("x", "y", "z")."""
+    return quat_about_axis(AXES[axis], math.radians(degrees))
 
 
 def quat_to_matrix(q: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ from mmdrender.gl.renderer import DEFAULT_SAMPLES, DEFAULT_SUPERSAMPLE
 from mmdrender.schema_pose import BodySettings
 from mmdrender.schemas import SCHEMAS
 from pipeline.errors import PipelineError, reports_errors
-from pipeline.feature_poses import is_wide, sampling_schema
+from pipeline.feature_poses import sampling_schema
 from pipeline.generate import (
     FAILURES_CSV,
     RunConfig,
@@ -33,7 +33,7 @@ from pipeline.generate import (
 from pipeline.index import models_root as default_models_root
 from pipeline.index import read_index
 from pipeline.pose_checks import check_wide_poses
-from pipeline.poses import PoseSchema, ramp_fit_pvalue, uniform_fit_pvalue
+from pipeline.poses import PoseSchema, fit_pvalue, is_wide
 from pipeline.shard_reader import open_dataset, read_manifest, read_models
 from pipeline.shard_verify import verify_shard
 
@@ -59,7 +59,7 @@ DASK_TIMEOUT_S = 30  # to reach the scheduler
               help="Examples per split in total (e.g. train=500000,validation=10000,"
                    "test=10000), spread evenly over each split's models; overrides "
                    "--examples-per-model for the splits named.")
-@click.option("--schema", type=click.Choice(["tha1", "tha2", "tha3"]), default="tha1",
+@click.option("--schema", type=click.Choice(list(SCHEMAS)), default="tha1",
               show_default=True,
               help="tha1: rest/expression/posed triples, 6 parameters. tha2: 42 parameters, "
                    "the rest input and THA2's seven ground truths. tha3 (THA3/THA4): 45 "
@@ -293,24 +293,15 @@ def verify_dataset(directory: Path) -> dict:
         if len(problems) > FIT_PROBLEMS_LISTED:
             report["problems"]["poses"].append(
                 f"... and {len(problems) - FIT_PROBLEMS_LISTED} more pose problems")
-    for column, parameter in enumerate(() if is_wide(schema) else schema.parameters):
-        values = poses[:, column]
-        if len(values) < 20:
-            continue
-        if parameter.sampler == "linear_ramp":
-            p = ramp_fit_pvalue(values / parameter.high)
-        else:
-            p = uniform_fit_pvalue(values, parameter.low, parameter.high)
-        fits[parameter.name] = {"sampler": parameter.sampler, "p_value": p}
-        if p < FIT_P_MIN:
-            report["problems"].setdefault("poses", []).append(
-                f"{parameter.name} does not follow its {parameter.sampler} distribution "
-                f"(KS p = {p:.2g})")
+    elif len(poses) >= 20:
+        fits = {p.name: {"sampler": p.sampler, "p_value": fit_pvalue(p, poses[:, column])}
+                for column, p in enumerate(schema.parameters)}
+    statistic = "p" if is_wide(schema) else "KS p"
     for name, fit in fits.items():
-        if is_wide(schema) and fit["p_value"] < FIT_P_MIN:
+        if fit["p_value"] < FIT_P_MIN:
             report["problems"].setdefault("poses", []).append(
                 f"{name} does not follow its {fit['sampler']} distribution "
-                f"(p = {fit['p_value']:.2g})")
+                f"({statistic} = {fit['p_value']:.2g})")
     report["examples"] = int(len(poses))
     report["distribution_fits"] = fits
     report["ok"] = not report["problems"]

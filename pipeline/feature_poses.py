@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from mmdrender.schema_pose import BodySettings
-from mmdrender.schemas import GROUPS, SCHEMAS, Schema
+from mmdrender.schemas import GROUPS, SCHEMAS, Schema, group
 from pipeline.poses import THA1, PoseParameter, PoseSchema
 
 BLOCK = 48  # uniforms per example, whichever wide schema
@@ -38,7 +38,6 @@ FEATURES = {
     "eye": tuple(g.name for g in GROUPS if g.category == "eye"),
     "mouth": tuple(g.name for g in GROUPS if g.category == "mouth"),
 }
-_ARITY = {g.name: g.arity for g in GROUPS}
 
 
 def wide_pose_schema(name: str, settings: BodySettings | None = None) -> PoseSchema:
@@ -67,10 +66,6 @@ def wide_pose_schema(name: str, settings: BodySettings | None = None) -> PoseSch
 def sampling_schema(name: str, settings: BodySettings | None = None) -> PoseSchema:
     """The sampling schema of registry schema ``name`` (tha1, tha2 or tha3)."""
     return THA1 if name == "tha1" else wide_pose_schema(name, settings)
-
-
-def is_wide(schema: PoseSchema) -> bool:
-    return any(p.sampler in ("feature", "zero_or_uniform") for p in schema.parameters)
 
 
 def _feature(u: np.ndarray, groups: tuple[str, ...]) -> dict[str, np.ndarray]:
@@ -107,7 +102,7 @@ def transform(schema: PoseSchema, uniforms: np.ndarray) -> np.ndarray:
     sides = u[:, at + 5]
     at += 6
     for g, v in drawn.items():
-        if _ARITY[g] == 1:
+        if group(g).arity == 1:
             values[g] = v
         else:  # both sides alike, the left alone or the right alone: a third each
             values[f"{g}_left"] = np.where(sides < 2 / 3, v, 0.0)

@@ -38,7 +38,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from mmdrender.camera import Camera
+from mmdrender.camera import Camera, head_centre_x
 from mmdrender.errors import MMDRenderError
 from mmdrender.gl.renderer import DEFAULT_SAMPLES, DEFAULT_SUPERSAMPLE, Lights
 from mmdrender.loader import load_model
@@ -47,10 +47,9 @@ from mmdrender.render import get_renderer
 from mmdrender.schema_pose import BodySettings
 from pipeline.atomic import atomic_write
 from pipeline.errors import PipelineError
-from pipeline.feature_poses import is_wide
 from pipeline.image_sets import IMAGE_SETS, THA1_IMAGES, stored_names
 from pipeline.index import ModelEntry, file_sha256, resolve_model_path
-from pipeline.poses import THA1, PoseSchema, example_rng, sample_examples
+from pipeline.poses import THA1, PoseSchema, example_rng, is_wide, sample_examples
 from pipeline.roles import LEGACY_ROLE_COLUMNS, WIDE_COLUMNS
 from pipeline.shards import (
     FORMAT_VERSION,
@@ -448,7 +447,7 @@ def render_model(entry: ModelEntry, config: RunConfig, examples: int, path: Path
                            wink_right=entry.wink_right if one_eye else None,
                            mouth_open=entry.mouth_open)
     poser = Poser(model, mapping, degrees=_degrees(config.schema))
-    head_x = float(model.bones[model.bone_index(HEAD_BONE)].position[0])
+    head_x = head_centre_x(model)
     camera = Camera.from_head_bounds(entry.head_top_y, entry.head_bottom_y, head_x,
                                      size=config.size)
     poses = sample_examples(config.schema, config.seed, entry.model_id, 0, examples)

@@ -423,7 +423,8 @@ def format_float(value: float | None) -> str:
     return "" if value is None else repr(float(value))
 
 
-def _cells(entry: ModelEntry, columns: Sequence[str] = COLUMNS) -> list[str]:
+def row_cells(entry: ModelEntry, columns: Sequence[str] = COLUMNS) -> list[str]:
+    """The cells of ``entry`` under ``columns`` as the index file stores them."""
     cells = []
     for column in columns:
         value = getattr(entry, column)
@@ -481,7 +482,7 @@ def _write_entries(path: Path, entries: Sequence[ModelEntry],
                    checked: Sequence[ModelEntry] = ()) -> None:
     check_entries(entries, checked)
     columns = layout(entries, _header(path))
-    _write_atomically(path, _csv_text([columns, *(_cells(e, columns) for e in entries)]))
+    _write_atomically(path, _csv_text([columns, *(row_cells(e, columns) for e in entries)]))
 
 
 def has_wide_values(entry: ModelEntry) -> bool:
@@ -548,7 +549,7 @@ def _append_entries(path: Path, new: Sequence[ModelEntry]) -> None:
     newline = "\r\n" if "\r\n" in text else "\n"
     if text and not text.endswith(("\n", "\r")):
         text += newline
-    _write_atomically(path, bom + text + _csv_text((_cells(e, header) for e in new), newline))
+    _write_atomically(path, bom + text + _csv_text((row_cells(e, header) for e in new), newline))
 
 
 def update_entries(entries: Sequence[ModelEntry],

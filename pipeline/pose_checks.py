@@ -32,6 +32,7 @@ from pipeline.feature_poses import (
 from pipeline.poses import (
     PoseSchema,
     example_rng,
+    fit_pvalue,
     ramp_fit_pvalue,
     sample_example,
     uniform_fit_pvalue,
@@ -72,10 +73,8 @@ def check_wide_poses(schema: PoseSchema, seed: int, rows: list[tuple]) -> tuple[
     names = schema.names
     for column, parameter in enumerate(schema.parameters):
         values = poses[:, column]
-        if parameter.sampler == "linear_ramp":
-            p = ramp_fit_pvalue(values / parameter.high)
-        elif parameter.sampler == "uniform":
-            p = uniform_fit_pvalue(values, parameter.low, parameter.high)
+        if parameter.sampler in ("linear_ramp", "uniform"):
+            p = fit_pvalue(parameter, values)
         elif parameter.sampler == "zero_or_uniform":
             zero = values == 0
             p = min(binomial_pvalue(int(zero.sum()), len(values), IRIS_SMALL_ZERO),

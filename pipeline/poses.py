@@ -219,14 +219,14 @@ def sample(schema: PoseSchema, rng: np.random.Generator, n: int) -> np.ndarray:
     """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
         raise PipelineError(f"number of poses must be a non-negative integer, got {n!r}")
-    if _wide(schema):
+    if is_wide(schema):
         from pipeline.feature_poses import BLOCK, transform
 
         return transform(schema, rng.random((int(n), BLOCK)))
     return _transform(schema, _draw(rng, int(n), len(schema)))
 
 
-def _wide(schema: PoseSchema) -> bool:
+def is_wide(schema: PoseSchema) -> bool:
     """Whether ``schema`` samples by feature (THA2, THA3: :mod:`pipeline.feature_poses`)."""
     return any(p.sampler in ("feature", "zero_or_uniform") for p in schema.parameters)
 
@@ -275,7 +275,7 @@ def sample_examples(schema: PoseSchema, dataset_seed: int, model_id: str,
     _check_key(dataset_seed, model_id, start)
     if isinstance(stop, bool) or not isinstance(stop, (int, np.integer)) or stop < start:
         raise PipelineError(f"examples [{start}, {stop}) is not a range of example indices")
-    if _wide(schema):
+    if is_wide(schema):
         return np.concatenate([sample(schema, example_rng(dataset_seed, model_id, e), 1)
                                for e in range(start, stop)]) if stop > start else \
             np.zeros((0, len(schema)), np.float32)
@@ -330,3 +330,10 @@ def uniform_fit_pvalue(values, low: float = 0.0, high: float = 1.0) -> float:
         raise PipelineError(f"uniform range [{low}, {high}] is empty")
     x = _sorted_finite(values)
     return _ks_pvalue(np.clip((x - low) / (high - low), 0.0, 1.0))
+
+
+def fit_pvalue(parameter: PoseParameter, values) -> float:
+    """How well ``values`` follow ``parameter``'s distribution: a KS p-value (ramp or uniform)."""
+    if parameter.sampler == "linear_ramp":
+        return ramp_fit_pvalue(np.asarray(values) / parameter.high)
+    return uniform_fit_pvalue(values, parameter.low, parameter.high)

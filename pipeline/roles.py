@@ -27,7 +27,8 @@ unchanged (missing wide columns are empty).
 
 from __future__ import annotations
 
-from mmdrender.schemas import MORPH_GROUPS, SIDES, group
+from mmdrender.rig import IRIS_ENDS, Rig
+from mmdrender.schemas import MORPH_GROUPS, SIDED_GROUPS, SIDES, group
 
 LEGACY_COLUMNS: tuple[str, ...] = (
     "model_id", "path", "source", "split", "status", "status_reason",
@@ -46,22 +47,17 @@ _LEGACY_ROLES = {
 }
 
 
-def _slots(g) -> tuple[str | None, ...]:
-    return (None, *SIDES) if g.arity == 2 else (None,)
-
-
 #: (group, side) -> the column holding that morph name; side None is the both-sides morph
 MORPH_COLUMNS: dict[tuple[str, str | None], str] = {
     (g.name, side): _LEGACY_ROLES.get((g.name, side),
                                       g.name if side is None else f"{g.name}_{side}")
-    for g in MORPH_GROUPS for side in _slots(g)}
+    for g in MORPH_GROUPS for side in g.slots}
 NEW_MORPH_COLUMNS: tuple[str, ...] = tuple(c for c in MORPH_COLUMNS.values()
                                            if c not in LEGACY_COLUMNS)
 LEGACY_ROLE_COLUMNS: tuple[str, ...] = tuple(c for c in MORPH_COLUMNS.values()
                                              if c in LEGACY_COLUMNS)
 HALVES = "halves"
 EYE_BONE_COLUMNS: dict[str, str] = {side: f"eye_bone_{side}" for side in SIDES}
-IRIS_ENDS = ("x_pos", "x_neg", "y_pos", "y_neg")
 IRIS_COLUMNS: dict[tuple[str, str], str] = {
     (side, end): f"iris_{side}_{end}" for side in SIDES for end in IRIS_ENDS}
 BODY_COLUMNS: tuple[str, ...] = ("body_bone", "chest_bone", "shoulder_left", "shoulder_right")
@@ -71,16 +67,14 @@ WIDE_COLUMNS: tuple[str, ...] = (*NEW_MORPH_COLUMNS, HALVES, *EYE_BONE_COLUMNS.v
 WIDE_FLOAT_COLUMNS: tuple[str, ...] = tuple(IRIS_COLUMNS.values())
 WIDE_TEXT_COLUMNS: tuple[str, ...] = (*NEW_MORPH_COLUMNS, *EYE_BONE_COLUMNS.values(),
                                       *BODY_COLUMNS)
-#: arity-2 morph groups: the ones a both-sides morph may serve by halves
-SIDED_GROUPS: tuple[str, ...] = tuple(g.name for g in MORPH_GROUPS if g.arity == 2)
 
 
 def morph_column(group_name: str, side: str | None = None) -> str:
     """The column of the morph for ``group_name`` on ``side`` (None: both sides)."""
     g = group(group_name)
-    if side not in _slots(g):
+    if side not in g.slots:
         raise ValueError(f"{group_name} has arity {g.arity}; side {side!r} is not one of "
-                         f"{_slots(g)}")
+                         f"{g.slots}")
     return MORPH_COLUMNS[(g.name, side)]
 
 
@@ -113,8 +107,6 @@ def halves_problem(text: str) -> str | None:
 
 def rig_of(entry):
     """The :class:`mmdrender.rig.Rig` an index row describes (what posing needs of it)."""
-    from mmdrender.rig import Rig
-
     morphs = {key: getattr(entry, column) for key, column in MORPH_COLUMNS.items()
               if getattr(entry, column)}
     return Rig(

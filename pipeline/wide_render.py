@@ -30,20 +30,20 @@ from pathlib import Path
 
 import numpy as np
 
-from mmdrender.camera import Camera
+from mmdrender.camera import Camera, head_centre_x
 from mmdrender.loader import load_model
 from mmdrender.pose import HEAD_BONE
 from mmdrender.render import get_renderer
 from mmdrender.rig import Rig
 from mmdrender.schema_pose import SchemaPoser
-from mmdrender.schemas import SCHEMAS, Parameter
+from mmdrender.schemas import FACE_CATEGORIES, SCHEMAS, Parameter
 from pipeline.errors import PipelineError
 from pipeline.feature_poses import fit_to_model, rest_mouth
 from pipeline.index import ModelEntry, file_sha256
 from pipeline.poses import example_rng, sample_examples
 from pipeline.roles import rig_of
 
-FACE = {"eyebrow", "eye", "iris_morph", "mouth", "iris_rotation"}  # THA3's 39 face values
+FACE = set(FACE_CATEGORIES)  # THA3's 39 face values
 IRISES_MOUTH = {"iris_morph", "iris_rotation", "mouth"}  # THA2's (e) adds these to (d)
 EYEBROW_SHARE_VISIBLE = 0.8  # "normal" mode: at least this share of the brows shows
 EYEBROW_HEIGHT = 0.4  # "on_top" mode: the brows span at most this share of the head's height
@@ -122,7 +122,7 @@ def render_wide_model(entry: ModelEntry, config, examples: int, path: Path, writ
             schema.parameters, realisations, strict=True) if p.category == "eyebrow"):
         raise PipelineError("no eyebrow morph in the index: THA2's eyebrow images need one "
                             "(annotate it with `annotate scan --schema tha2`)")
-    camera = camera_for(schema.name, entry, float(model.bones[head].position[0]), config.size)
+    camera = camera_for(schema.name, entry, head_centre_x(model), config.size)
     poses = fit_to_model(schema, sample_examples(config.schema, config.seed, entry.model_id,
                                                  0, examples), realisations)
     mouths = [rest_mouth(example_rng(config.seed, entry.model_id, e, purpose="rest"))
@@ -211,17 +211,13 @@ def _tha2(entry, schema, poser, poses, mouths, realisations, draw, writer, path)
         brows_morphed = draw(poser.pose(at_rest), "brows", brows)
         base = images["no_eyebrows" if mouth else "no_eyebrows_closed"]
         with_brows = over(brows_morphed, base)
-        face = {k: v for k, v in named.items() if schema.parameter(k).category in FACE}
-        irises_mouth = {**brow_values, **{k: v for k, v in named.items()
-                                          if schema.parameter(k).category in IRISES_MOUTH}}
-        turned = draw(poser.pose({**brow_values, **{
-            k: v for k, v in named.items() if schema.parameter(k).category == "face_rotation"}}),
-            "brows", brows)
+        turned = draw(poser.pose(named, {"eyebrow", "face_rotation"}), "brows", brows)
+        irises_mouth = poser.pose(named, {"eyebrow", *IRISES_MOUTH})
         example_images = {
             "eyebrows_morphed": brows_morphed,
             "with_eyebrows": with_brows,
-            "irises_mouth": over(brows_morphed, draw(poser.pose(irises_mouth), "no_brows")),
-            "face_morphed": over(brows_morphed, draw(poser.pose(face), "no_brows")),
+            "irises_mouth": over(brows_morphed, draw(irises_mouth, "no_brows")),
+            "face_morphed": over(brows_morphed, draw(poser.pose(named, FACE), "no_brows")),
             "posed": over(turned, draw(poser.pose(named), "no_brows")),
         }
         writer.add_example(row, example, values, images=example_images, rest_mouth=mouth)
@@ -255,9 +251,8 @@ def _tha3(entry, schema, poser, poses, mouths, realisations, draw, writer, path)
                            **_fields(entry, path, details))
     for example, (values, mouth) in enumerate(zip(poses, mouths, strict=True)):
         named = dict(zip(schema.names, values.tolist(), strict=True))
-        face = {k: v for k, v in named.items() if schema.parameter(k).category in FACE}
         writer.add_example(row, example, values, rest_mouth=mouth, images={
-            "face_morphed": draw(poser.pose(face)), "posed": draw(poser.pose(named))})
+            "face_morphed": draw(poser.pose(named, FACE)), "posed": draw(poser.pose(named))})
 
 
 def _eyes_and_mouth(schema, poser, draw, rest: np.ndarray) -> np.ndarray:

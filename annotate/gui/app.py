@@ -49,9 +49,10 @@ from PySide6.QtWidgets import (
 from annotate.auto import SCHEMA_FIELDS, failure_reason
 from mmdrender.errors import MMDRenderError
 from mmdrender.model import MorphPanel as Panel
+from mmdrender.schemas import SIDED_GROUPS
 from pipeline.errors import PipelineError
 from pipeline.index import models_root
-from pipeline.roles import BODY_COLUMNS, HALVES, format_halves
+from pipeline.roles import BODY_COLUMNS, HALVES, IRIS_ENDS, format_halves
 
 from .pages import BodyPage, IrisPage, RolePage
 from .source import VIEW_ZOOM, ModelSource, body_candidates, candidates
@@ -403,9 +404,7 @@ class ReviewWindow(QWidget):
         values = proposed.values if proposed else {}
         self.eyes.set_roles(self.values, conf, values)
         self.mouth.set_roles(self.values, conf, values)
-        for page in self.role_pages.values():
-            page.set_roles(self.values, conf, values)
-        for page in (self.iris_page, self.body_page):
+        for page in (*self.role_pages.values(), self.iris_page, self.body_page):
             if page is not None:
                 page.set_values(self.values, conf, values)
 
@@ -530,7 +529,7 @@ class ReviewWindow(QWidget):
 
     def toggle_halves(self, page: RolePage) -> None:
         group = page.current_group
-        if next(g for g in page.groups if g.name == group).arity != 2:
+        if group not in SIDED_GROUPS:
             self.say(f"{group} has no sides to split", error=True)
             return
         halves = set((self.values.get(HALVES) or "").split()) ^ {group}
@@ -731,7 +730,7 @@ class ReviewWindow(QWidget):
         if key in (K.Key_BracketLeft, K.Key_BracketRight):
             delta = -1 if key == K.Key_BracketLeft else 1
             if page is self.iris_page:
-                page.end = (page.end + delta) % 4
+                page.end = (page.end + delta) % len(IRIS_ENDS)
                 page.set_values(self.values, page.confidence, page.proposed)
             else:
                 page.select(delta)

@@ -19,7 +19,14 @@ from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from mmdrender.schemas import MORPH_GROUPS
-from pipeline.roles import BODY_COLUMNS, HALVES, IRIS_COLUMNS, IRIS_ENDS, morph_column
+from pipeline.roles import (
+    BODY_COLUMNS,
+    EYE_BONE_COLUMNS,
+    HALVES,
+    IRIS_COLUMNS,
+    IRIS_ENDS,
+    morph_column,
+)
 
 from .widgets import LOW_CONFIDENCE, Candidates, Picture, rich
 
@@ -70,7 +77,16 @@ def _value_text(value, confidence, proposed, unset: str = "none") -> str:
     return text
 
 
-class RolePage(Candidates, QWidget):
+class _Page(QWidget):
+    """A wide page: it shows the window's values, their confidences and the proposals."""
+
+    def set_values(self, values: dict, confidence: dict | None = None,
+                   proposed: dict | None = None) -> None:
+        self.values, self.confidence, self.proposed = values, confidence or {}, proposed or {}
+        self._refresh()
+
+
+class RolePage(Candidates, _Page):
     """The morph groups of one feature: pick a group, cycle candidates, assign slots.
 
     ``candidateChanged`` fires when the shown candidate changes (the window
@@ -135,11 +151,6 @@ class RolePage(Candidates, QWidget):
             self.candidateChanged.emit(held)
         self._refresh()
 
-    def set_roles(self, values: dict, confidence: dict | None = None,
-                  proposed: dict | None = None) -> None:
-        self.values, self.confidence, self.proposed = values, confidence or {}, proposed or {}
-        self._refresh()
-
     def set_pictures(self, rest: QImage | None, morphed: QImage | None, message: str = "") -> None:
         self.rest.set_image(rest, "rest", message)
         self.morphed.set_image(morphed, f"{self.current or '—'} = 1", message)
@@ -168,7 +179,7 @@ class RolePage(Candidates, QWidget):
             cells[0].setStyleSheet("color: #2a8a3a;" if selected else "")
 
 
-class IrisPage(QWidget):
+class IrisPage(_Page):
     """One eye at rest and at the four ends, with its box (yellow) and target strip (cyan)."""
 
     def __init__(self, parent=None):
@@ -209,11 +220,6 @@ class IrisPage(QWidget):
     def column(self, end: str | None = None) -> str:
         return IRIS_COLUMNS[(self.side, end or self.current_end)]
 
-    def set_values(self, values: dict, confidence: dict | None = None,
-                   proposed: dict | None = None) -> None:
-        self.values, self.confidence, self.proposed = values, confidence or {}, proposed or {}
-        self._refresh()
-
     def set_pictures(self, images: dict | None, message: str = "") -> None:
         for end, picture in self.pictures.items():
             image = images.get(end) if images else None
@@ -221,7 +227,7 @@ class IrisPage(QWidget):
                               message or ("" if image is not None else "no angle"))
 
     def _refresh(self) -> None:
-        column = f"eye_bone_{self.side}"
+        column = EYE_BONE_COLUMNS[self.side]
         bone = _value_text(self.values.get(column), self.confidence.get(column),
                            self.proposed.get(column))
         self.title.setText(f"the character's <b>{self.side}</b> eye · bone {bone}")
@@ -236,7 +242,7 @@ class IrisPage(QWidget):
             _bold((name, value), i == self.end)
 
 
-class BodyPage(QWidget):
+class BodyPage(_Page):
     """The upper-body bones; the selected one turned, so a person sees what it moves."""
 
     def __init__(self, parent=None):
@@ -288,11 +294,6 @@ class BodyPage(QWidget):
     def select(self, delta: int) -> None:
         self.field = (self.field + delta) % len(BODY_COLUMNS)
         self.set_candidates(self.names)
-
-    def set_values(self, values: dict, confidence: dict | None = None,
-                   proposed: dict | None = None) -> None:
-        self.values, self.confidence, self.proposed = values, confidence or {}, proposed or {}
-        self._refresh()
 
     def set_pictures(self, rest: QImage | None, turned: QImage | None, message: str = "") -> None:
         self.rest.set_image(rest, "rest", message)

@@ -42,13 +42,12 @@ def render_image(model: Model, camera: Camera, morphs: Mapping[str, float] | Non
     """
     from mmdrender.pose import Poser
     from mmdrender.render import render
-    from mmdrender.skeleton import quat_about_axis
+    from mmdrender.skeleton import turn_about
 
     turns = {}
     if turn is not None and model.bone_index(turn[0]) is not None:
         bone, axis, degrees = turn
-        unit = {"x": (1.0, 0.0, 0.0), "y": (0.0, 1.0, 0.0), "z": (0.0, 0.0, 1.0)}[axis]
-        turns[bone] = quat_about_axis(unit, np.radians(degrees))
+        turns[bone] = turn_about(axis, degrees)
     posed = Poser(model).pose(morphs=dict(morphs or {}), turns=turns)
     return render(posed, camera, shading="toon")
 

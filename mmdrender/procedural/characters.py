@@ -625,7 +625,7 @@ def _morphs(character: Character, a: Assembled) -> list[pmx.Morph]:
     morphs: list[pmx.Morph] = []
     eyebrows = {k: v for k, v in spec.faces.items() if k[0].startswith("eyebrow")}
     others = {k: v for k, v in spec.faces.items() if not k[0].startswith("eyebrow")}
-    morphs += face_role_morphs(_only(spec, eyebrows), a.shapes, bone_index, material_index,
+    morphs += face_role_morphs(replace(spec, faces=eyebrows), a.shapes, bone_index, material_index,
                                len(morphs))
     position = {}
     for role in ("wink_L", "wink_R", "happy_L", "happy_R", "blink", "happy"):
@@ -640,7 +640,7 @@ def _morphs(character: Character, a: Assembled) -> list[pmx.Morph]:
     if spec.star_eyes:
         morphs.append(uv_morph("星目", 2, 3, a.uv_shapes["star"]))
     morphs.append(vertex_morph("あ", 3, a.shapes["mouth_a"]))
-    morphs += face_role_morphs(_only(spec, others), a.shapes, bone_index, material_index,
+    morphs += face_role_morphs(replace(spec, faces=others), a.shapes, bone_index, material_index,
                                len(morphs))
     morphs.append(material_morph("照れ", [material_entry(material_index["blush"], True,
                                                           (0, 0, 0, 1))]))
@@ -660,11 +660,6 @@ def _morphs(character: Character, a: Assembled) -> list[pmx.Morph]:
         glow[a.material_of_vertex == "hair", 2] = 1.0
         morphs.append(uv_morph("発光", 4, 4, glow))
     return morphs
-
-
-def _only(spec: CharacterSpec, faces: dict) -> CharacterSpec:
-    """``spec`` with only these face roles (the morph list keeps eyebrows first)."""
-    return replace(spec, faces=faces)
 
 
 def _textures(spec: CharacterSpec, materials: list[tuple[MaterialDef, int]]) -> list[str]:

@@ -18,10 +18,7 @@ import math
 import numpy as np
 
 from mmdrender.formats import frame
-
-#: (end, axis, edge of the iris, target as a fraction of the box; see annotate.iris)
-TARGETS = (("x_neg", "x", "top", 1 / 4), ("x_pos", "x", "bottom", 3 / 4),
-           ("y_neg", "y", "left", 3 / 8), ("y_pos", "y", "right", 5 / 8))
+from mmdrender.rig import STRIP_RULE
 
 
 def _turned(points: np.ndarray, pivot: np.ndarray, axis: str, degrees: float) -> np.ndarray:
@@ -62,7 +59,7 @@ def iris_angles(parts, bones) -> dict[str, dict[str, float]]:
         points = frame.vectors(iris.positions).astype(np.float64)
         pivot = pivots[bone].astype(np.float64)
         ends = {}
-        for end, axis, edge, fraction in TARGETS:
+        for end, axis, edge, fraction in STRIP_RULE:
             start, span = (left, right - left) if axis == "y" else (top, bottom - top)
             target = start + fraction * span
             low, high = -60.0, 60.0

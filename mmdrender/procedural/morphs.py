@@ -132,7 +132,7 @@ def face_role_morphs(spec, shapes: dict, bone_index: dict, material_index: dict,
         return sum((shapes[f"{stem}_{k}"] for k in KEYS.values()) if f"{stem}_L" in shapes
                    else (shapes[stem],))
 
-    ordered = sorted(spec.faces, key=lambda key: (_group_order(key[0]), key[1] is None,
+    ordered = sorted(spec.faces, key=lambda key: (GROUP_ORDER[key[0]], key[1] is None,
                                                   key[1] or ""))
     for key in ordered:
         name = spec.faces[key]
@@ -155,7 +155,3 @@ def face_role_morphs(spec, shapes: dict, bone_index: dict, material_index: dict,
         else:
             morphs.append(vertex_morph(name, panel, shape(GROUP_SHAPES[group_name], side)))
     return morphs
-
-
-def _group_order(name: str) -> int:
-    return GROUP_ORDER[name]

@@ -35,12 +35,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from mmdrender.schemas import MORPH_CATEGORIES, SCHEMAS
+from mmdrender.schemas import FACE_CATEGORIES, MOVEMENT_CATEGORIES, SCHEMAS
 from pipeline.errors import PipelineError
 from pipeline.shard_reader import open_dataset
 
-FACE_CATEGORIES = (*MORPH_CATEGORIES, "iris_rotation")
-MOVEMENT_CATEGORIES = ("face_rotation", "body_rotation", "breathing")
 CATEGORIES = {"morpher": FACE_CATEGORIES, "rotator": MOVEMENT_CATEGORIES,
               "combiner": MOVEMENT_CATEGORIES}
 IMAGES = {"morpher": ("rest", "expression"), "rotator": ("expression", "posed"),
