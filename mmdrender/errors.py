@@ -35,3 +35,12 @@ class PoseError(MMDRenderError):
 
 class RenderError(MMDRenderError):
     """The GL context or a draw call failed."""
+
+
+class MotionError(MMDRenderError):
+    """A motion (VMD) or pose (VPD) file cannot be read or used; ``path`` and ``reason`` kept."""
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")

@@ -62,6 +62,27 @@ def quat_power(q: np.ndarray, t) -> np.ndarray:
     return np.concatenate([axis * np.sin(half), np.cos(half)], axis=-1)
 
 
+def quat_slerp(a: np.ndarray, b: np.ndarray, t) -> np.ndarray:
+    """Spherical interpolation from ``a`` (t = 0) to ``b`` (t = 1) along the shorter arc.
+
+    a, b: (..., 4) unit quaternions; t: broadcastable to ``a.shape[:-1]``. Float64.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    t = np.asarray(t, dtype=np.float64)[..., None]
+    dot = np.sum(a * b, axis=-1, keepdims=True)
+    b = np.where(dot < 0, -b, b)
+    dot = np.abs(dot)
+    angle = np.arccos(np.clip(dot, -1.0, 1.0))
+    sine = np.sin(angle)
+    close = sine < 1e-6  # nearly the same rotation: a straight line is exact enough
+    safe = np.where(close, 1.0, sine)
+    wa = np.where(close, 1.0 - t, np.sin((1.0 - t) * angle) / safe)
+    wb = np.where(close, t, np.sin(t * angle) / safe)
+    out = wa * a + wb * b
+    return out / np.linalg.norm(out, axis=-1, keepdims=True)
+
+
 def quat_about_axis(axis: Sequence[float], angle: float) -> np.ndarray:
     """Right-handed rotation by ``angle`` radians about a unit ``axis``: (4,) float64."""
     return np.array([*(np.asarray(axis, dtype=np.float64) * np.sin(angle / 2)),
