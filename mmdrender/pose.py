@@ -157,9 +157,30 @@ class Poser:
                             f"got an array of shape {weights.shape}")
         return self._posed(values, weights, self._turns(turns), tuple(halves))
 
+    def pose_bones(self, rotations: np.ndarray, translations: np.ndarray,
+                   weights: np.ndarray) -> PosedModel:
+        """The model with every bone's local rotation ((B, 4) xyzw) and translation
+        ((B, 3), added to the rest offset) given, as a motion frame sets them, and raw
+        morph weights ((N,) floats). Bone morphs compose inside the given rotations.
+        """
+        count = len(self.model.bones)
+        rotations = np.asarray(rotations, dtype=np.float64)
+        translations = np.asarray(translations, dtype=np.float64)
+        if rotations.shape != (count, 4) or translations.shape != (count, 3) or not (
+                np.isfinite(rotations).all() and np.isfinite(translations).all()):
+            raise PoseError(f"bone rotations and translations must be finite ({count}, 4) and "
+                            f"({count}, 3) arrays, got {rotations.shape} and "
+                            f"{translations.shape}")
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.shape != (len(self.model.morphs),) or not np.isfinite(weights).all():
+            raise PoseError(f"morph weights must be {len(self.model.morphs)} finite numbers, "
+                            f"got an array of shape {weights.shape}")
+        return self._posed(self._check_params({}), weights, bones=(rotations, translations))
+
     def _posed(self, values: dict[str, float], weights: np.ndarray,
-               turns: dict[int, np.ndarray] | None = None, halves=()) -> PosedModel:
-        if not weights.any() and not turns and not halves and \
+               turns: dict[int, np.ndarray] | None = None, halves=(),
+               bones: tuple[np.ndarray, np.ndarray] | None = None) -> PosedModel:
+        if not weights.any() and not turns and not halves and bones is None and \
                 not any(values[n] for n in ("head_x", "head_y", "neck_z")):
             return self._rest
         changes = apply_morphs(self.model, weights, self._rest_materials)
@@ -175,10 +196,15 @@ class Poser:
         if extra is not None and extra.shape[1] > 0 and extra[:, 0, :2].any():
             sub_uvs = rest.extra_uvs[:, 0, :2] + extra[:, 0, :2]
             sub_uvs.setflags(write=False)
-        rotations = self._rotations(values, changes.bone_rotations, turns or {})
+        morph_rotations, translations = changes.bone_rotations, changes.bone_translations
+        if bones is not None:  # a motion's locals; bone morphs act inside them
+            morph_rotations = bones[0] if morph_rotations is None else \
+                quat_multiply(bones[0], morph_rotations)
+            translations = bones[1] if translations is None else bones[1] + translations
+        rotations = self._rotations(values, morph_rotations, turns or {})
         normals = rest.normals
-        if rotations is not None or changes.bone_translations is not None:
-            skin = self._skeleton.skin_matrices(rotations, changes.bone_translations)
+        if rotations is not None or translations is not None:
+            skin = self._skeleton.skin_matrices(rotations, translations)
             positions, normals = self._skin(positions, normals, skin)
         for array in (positions, normals, uvs):
             array.setflags(write=False)

@@ -26,6 +26,7 @@ from pipeline.index import (
     scan_index,
     write_index,
 )
+from pipeline.motion_cli import clip_command, motion2pose_command
 from pipeline.poses_cli import poses_command
 from pipeline.splits import (
     DEFAULT_FRACTIONS,
@@ -56,6 +57,8 @@ main.add_command(dataset)
 main.add_command(verify)
 main.add_command(preview)
 main.add_command(poses_command)
+main.add_command(motion2pose_command)
+main.add_command(clip_command)
 main.add_command(train_command)
 main.add_command(eval_command)
 
