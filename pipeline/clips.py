@@ -22,9 +22,11 @@ The shard (HDF5, ``format`` ``clip``) holds, per frame F:
 
 Attributes say which motion (path, sha256), which model (id, sha256), the
 schema, fps, camera mode, renderer settings, and how many frames each
-parameter was clipped in. Rendering goes in chunks written beside the output
-(``OUT.parts/``); a stopped run started again with the same settings goes on
-from the last finished chunk, and the shard appears, whole, at the end.
+parameter was clipped in, and the settings the images depend on. Rendering
+goes in chunks written beside the output (``OUT.parts/``); a stopped run
+started again with the same settings goes on from the last finished chunk, and
+the shard appears, whole, at the end; a finished shard with the same settings
+is kept as it is.
 """
 
 from __future__ import annotations
@@ -208,6 +210,11 @@ def render_clip(job: ClipJob, progress: Callable[[int], None] | None = None,
     except MMDRenderError as error:
         raise PipelineError(str(error)) from None
     settings = job.settings(clip.motion.sha256, file_sha256(job.model_path))
+    if _complete(job.out, settings):
+        if on_start:
+            on_start(len(job.frames), len(job.frames))
+        return ClipResult(job.out, len(job.frames), len(job.frames), clip.track,
+                          clip.bound.summary())
     parts = parts_folder(job.out)
     done = _finished_parts(parts, settings)
     total = len(job.frames)
@@ -229,6 +236,15 @@ def render_clip(job: ClipJob, progress: Callable[[int], None] | None = None,
     _assemble(job, clip, settings, parts)
     shutil.rmtree(parts, ignore_errors=True)
     return ClipResult(job.out, total, resumed, clip.track, clip.bound.summary())
+
+
+def _complete(out: Path, settings: dict) -> bool:
+    """Whether ``out`` is this job's finished shard (then a rerun has nothing to do)."""
+    try:
+        with h5py.File(out, "r") as f:
+            return json.loads(f.attrs["settings"]) == json.loads(json.dumps(settings))
+    except (OSError, KeyError, ValueError):
+        return False
 
 
 def _finished_parts(parts: Path, settings: dict) -> dict[int, tuple[Path, int]]:
@@ -291,6 +307,7 @@ def _assemble(job: ClipJob, clip: ClipRenderer, settings: dict, parts: Path) -> 
             "clipped": json.dumps(track.clipped),
             "matched": clip.bound.summary(),
             "posing": "every keyed bone and morph; IK not solved, physics not simulated",
+            "settings": json.dumps(settings, ensure_ascii=False),
         }
         for name, value in attrs.items():
             h5.attrs[name] = value

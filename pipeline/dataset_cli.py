@@ -32,6 +32,7 @@ from pipeline.generate import (
 )
 from pipeline.index import models_root as default_models_root
 from pipeline.index import read_index
+from pipeline.motion_source import motion_library
 from pipeline.pose_checks import check_wide_poses
 from pipeline.poses import PoseSchema, fit_pvalue, is_wide
 from pipeline.shard_reader import open_dataset, read_manifest, read_models
@@ -89,6 +90,11 @@ DASK_TIMEOUT_S = 30  # to reach the scheduler
               help="fixed: ambient 0.5 + directional 0.5 along -z. tha1: ambient uniform in "
                    "[0.5, 1.2] (removes dark circles at closed eyes); tha2: ambient in "
                    "[0.5, 0.75], directional in [0.5, 1.25]. Sampled once per model.")
+@click.option("--motions", "motions_dir", type=click.Path(path_type=Path),
+              help="Take each example's pose from a frame of a real motion in this folder "
+                   "(.vmd/.vpd, searched recursively) instead of the sampler: per example a "
+                   "motion that moves the model, then a frame, seeded. The shards list the "
+                   "motions.")
 @click.option("--models-per-shard", type=click.IntRange(min=1), default=4, show_default=True)
 @click.option("--workers", type=click.IntRange(min=1),
               help="Parallel worker processes, each with its own GL context (default: one "
@@ -104,7 +110,7 @@ DASK_TIMEOUT_S = 30  # to reach the scheduler
 @reports_errors
 def dataset(index_path, out, root, examples_per_model, split_examples, schema, seed, size,
             body_degrees, breathing_degrees, arm_degrees, shading, supersample, msaa, lights,
-            models_per_shard, workers, backend, scheduler, retry_failed, strict):
+            motions_dir, models_per_shard, workers, backend, scheduler, retry_failed, strict):
     """Render every usable model of the index into HDF5 shards under OUT.
 
     Exits with status 0 when the dataset is complete, even if some models were
@@ -129,7 +135,8 @@ def dataset(index_path, out, root, examples_per_model, split_examples, schema, s
                        split_examples=_parse_split_examples(split_examples), seed=seed,
                        size=size or SCHEMAS[schema].image_size, shading=shading, samples=msaa,
                        supersample=supersample, lights=lights, models_per_shard=models_per_shard,
-                       schema=poses, body=body)
+                       schema=poses, body=body,
+                       motions=motion_library(motions_dir) if motions_dir else ())
     tasks = plan(entries, config)
     if not tasks:
         raise PipelineError(f"{index_path}: no model has a split and is not rejected; "
@@ -286,7 +293,9 @@ def verify_dataset(directory: Path) -> dict:
             report["problems"][entry["file"]] = problems
     poses = np.concatenate(tables) if tables else np.zeros((0, len(schema)), np.float32)
     fits = {}
-    if is_wide(schema):
+    if (manifest.get("renderer") or {}).get("poses", {}).get("source") == "motions":
+        report["poses_from"] = "motions: ranges checked; no sampler to fit or regenerate"
+    elif is_wide(schema):
         fits, problems = check_wide_poses(schema, int(manifest["dataset_seed"]), wide_rows)
         for problem in problems[:FIT_PROBLEMS_LISTED]:
             report["problems"].setdefault("poses", []).append(problem)
@@ -322,6 +331,8 @@ def verify(directory, as_json):
         click.echo(json.dumps(report, indent=2))
     else:
         click.echo(f"{directory}: {report['shards']} shards, {report['examples']} examples")
+        if "poses_from" in report:
+            click.echo(f"  poses from {report['poses_from']}")
         for name, fit in report["distribution_fits"].items():
             click.echo(f"  {name:<10} {fit['sampler']:<12} KS p = {fit['p_value']:.3f}")
         for where, problems in report["problems"].items():

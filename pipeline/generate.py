@@ -49,7 +49,9 @@ from pipeline.atomic import atomic_write
 from pipeline.errors import PipelineError
 from pipeline.image_sets import IMAGE_SETS, THA1_IMAGES, stored_names
 from pipeline.index import ModelEntry, file_sha256, resolve_model_path
-from pipeline.poses import THA1, PoseSchema, example_rng, is_wide, sample_examples
+from pipeline.motion_source import describe as describe_motions
+from pipeline.motion_source import example_poses
+from pipeline.poses import THA1, PoseSchema, example_rng, is_wide
 from pipeline.roles import LEGACY_ROLE_COLUMNS, WIDE_COLUMNS
 from pipeline.shards import (
     FORMAT_VERSION,
@@ -92,6 +94,7 @@ class RunConfig:
     schema: PoseSchema = THA1
     lights: str = "fixed"  # or "tha1" / "tha2": sampled per model (spec section 5)
     body: BodySettings = BodySettings()  # the wide schemas' body choices (schema_pose)
+    motions: tuple = ()  # MotionFile: poses from these motions' frames (motion_source)
 
     @property
     def wide(self) -> bool:
@@ -112,6 +115,8 @@ class RunConfig:
                     "framing": "head top/bottom -> rows size/4 and 3*size/4"}
         if self.wide:
             settings.update(wide_settings(self))
+        if self.motions:
+            settings["poses"] = describe_motions(self.motions)
         return settings
 
     def model_lights(self, model_id: str) -> Lights:
@@ -241,7 +246,7 @@ def rendering_code() -> str:
     files = sorted([*package.rglob("*.py"), *package.rglob("*.glsl")])
     files += [Path(__file__).with_name(name) for name in (
         "generate.py", "poses.py", "shards.py", "feature_poses.py", "wide_render.py",
-        "image_sets.py", "roles.py")]
+        "image_sets.py", "roles.py", "motion_source.py")]
     for path in files:
         digest.update(path.relative_to(path.parents[1]).as_posix().encode())
         digest.update(path.read_bytes())
@@ -450,7 +455,7 @@ def render_model(entry: ModelEntry, config: RunConfig, examples: int, path: Path
     head_x = head_centre_x(model)
     camera = Camera.from_head_bounds(entry.head_top_y, entry.head_bottom_y, head_x,
                                      size=config.size)
-    poses = sample_examples(config.schema, config.seed, entry.model_id, 0, examples)
+    poses = example_poses(config, entry, model, examples)
     if not one_eye:
         # One sampled eye value, closed through the both-eyes morph; the stored
         # pose says so (both eyes equal) and the shard flags the model.

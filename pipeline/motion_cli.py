@@ -207,7 +207,9 @@ def clip_command(motion, model_id, index_path, root, schema, frames_text, fps, o
 
     def start(total, done):
         nonlocal bar
-        if done:
+        if done == total:
+            click.echo(f"{out} is already complete with these settings: kept")
+        elif done:
             click.echo(f"going on from an earlier run: {done} of {total} frames already "
                        "rendered")
         bar = tqdm(total=total, initial=done, unit="frame", desc="rendering",

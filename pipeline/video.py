@@ -13,16 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from mmdrender.sheet import composite
 from pipeline.errors import PipelineError
 
 BACKGROUND = (255, 255, 255)
-
-
-def flatten(rgba: np.ndarray, background=BACKGROUND) -> np.ndarray:
-    """(H, W, 4) straight-alpha uint8 over ``background`` -> (H, W, 3) uint8."""
-    alpha = rgba[..., 3:].astype(np.float32) / 255.0
-    colour = rgba[..., :3] * alpha + np.asarray(background, np.float32) * (1.0 - alpha)
-    return np.clip(np.rint(colour), 0, 255).astype(np.uint8)
 
 
 def write_video(path: Path, frames: Iterable[np.ndarray], fps: float,
@@ -40,7 +34,7 @@ def write_video(path: Path, frames: Iterable[np.ndarray], fps: float,
         with av.open(str(tmp), "w") as container:
             stream = None
             for rgba in frames:
-                rgb = flatten(rgba, background)
+                rgb = composite(rgba, background)
                 height, width = rgb.shape[:2]
                 if height % 2 or width % 2:
                     rgb = np.pad(rgb, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")

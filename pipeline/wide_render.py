@@ -40,7 +40,8 @@ from mmdrender.schemas import FACE_CATEGORIES, SCHEMAS, Parameter
 from pipeline.errors import PipelineError
 from pipeline.feature_poses import fit_to_model, rest_mouth
 from pipeline.index import ModelEntry, file_sha256
-from pipeline.poses import example_rng, sample_examples
+from pipeline.motion_source import example_poses
+from pipeline.poses import example_rng
 from pipeline.roles import rig_of
 
 FACE = set(FACE_CATEGORIES)  # THA3's 39 face values
@@ -123,8 +124,7 @@ def render_wide_model(entry: ModelEntry, config, examples: int, path: Path, writ
         raise PipelineError("no eyebrow morph in the index: THA2's eyebrow images need one "
                             "(annotate it with `annotate scan --schema tha2`)")
     camera = camera_for(schema.name, entry, head_centre_x(model), config.size)
-    poses = fit_to_model(schema, sample_examples(config.schema, config.seed, entry.model_id,
-                                                 0, examples), realisations)
+    poses = fit_to_model(schema, example_poses(config, entry, model, examples), realisations)
     mouths = [rest_mouth(example_rng(config.seed, entry.model_id, e, purpose="rest"))
               for e in range(examples)]
     lights = config.model_lights(entry.model_id)

@@ -190,6 +190,11 @@ def test_the_clip_shard_holds_frames_poses_cameras_and_the_face_mesh(library, tm
     with av.open(str(tmp_path / "clip.mp4")) as container:
         decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     assert len(decoded) == 10 and decoded[0].shape == (64, 64, 3)
+    fixed = run(main, ["clip", motion, "--model-id", MODEL_ID, "--index", index, "--root", root,
+                       "-o", tmp_path / "fixed.h5", "--size", 32, "--camera", "fixed"])
+    assert fixed.exit_code == 0, fixed.output
+    fixed_camera = read_clip(tmp_path / "fixed.h5").camera
+    np.testing.assert_allclose(fixed_camera, np.tile(clip.camera[0], (10, 1)), atol=1e-6)
     first = next(iter(clip_images(out)))
     alpha = first[..., 3:] / 255.0
     over_white = first[..., :3] * alpha + 255 * (1 - alpha)
@@ -229,6 +234,9 @@ def test_a_stopped_clip_goes_on_and_ends_as_an_unbroken_run(library, tmp_path, g
         clips.CHUNK_FRAMES = saved
     assert again.resumed == 5 and out.exists()
     assert not (tmp_path / "stopped.h5.parts").exists()
+    written = out.stat().st_mtime_ns
+    kept = render_clip(job(out))  # finished with the same settings: nothing to do
+    assert kept.resumed == 13 and out.stat().st_mtime_ns == written
     with h5py.File(out) as a, h5py.File(tmp_path / "whole.h5") as b:
         for name in ("images", "pose", "frame", "camera", "face_positions"):
             assert np.array_equal(a[name][:], b[name][:]), name
@@ -331,3 +339,44 @@ def test_the_shared_motion_and_pose_move_every_real_model(path, gl_context):  # 
         image = render(posed, camera)
         assert image[..., 3].any() and changed_share(image, rest) > 0.01, name
 
+
+
+def test_a_dataset_takes_its_poses_from_the_frames_of_real_motions(library, tmp_path):
+    root, index = library
+    motions = tmp_path / "motions"
+    (motions / "poses").mkdir(parents=True)
+    nod = turn_about("y", 7.5)  # head_y = 0.5
+    from mmdrender.formats.vmd_writer import vpd_text
+
+    (motions / "poses" / "look.vpd").write_bytes(vpd_text("m.pmx", [BoneKey("頭", 0,
+                                                   rotation=stored(nod))]))
+    (motions / "tilt.vmd").write_bytes(vmd_bytes("m", [
+        BoneKey("首", 0), BoneKey("首", 30, rotation=stored(turn_about("z", -15.0)))]))
+    args = ["dataset", "--index", index, "--root", root, "--examples-per-model", 12,
+            "--size", 32, "--msaa", 0, "--workers", 1, "--motions", motions]
+    first = run(main, [*args, "--out", tmp_path / "a"])
+    assert first.exit_code == 0, first.output
+    again = run(main, [*args, "--out", tmp_path / "b"])
+    assert again.exit_code == 0, again.output
+    verified = run(main, ["verify", tmp_path / "a"])
+    assert verified.exit_code == 0, verified.output
+    assert "poses from motions" in verified.output
+    shards = sorted((tmp_path / "a").glob("*.h5"))
+    looks = tilts = 0
+    for shard in shards:
+        with h5py.File(shard) as f, h5py.File(tmp_path / "b" / shard.name) as g:
+            poses = f["pose"][()]
+            assert np.array_equal(poses, g["pose"][()])  # seeded: the same draws again
+            settings = json.loads(f.attrs["renderer"])["poses"]
+            assert settings["source"] == "motions"
+            assert [m["file"] for m in settings["motions"]] == ["poses/look.vpd", "tilt.vmd"]
+        eyes_mouth, head_x, head_y, neck_z = poses[:, :3], poses[:, 3], poses[:, 4], poses[:, 5]
+        assert not eyes_mouth.any() and np.allclose(head_x, 0, atol=1e-6)
+        look = np.isclose(head_y, 0.5, atol=1e-5) & np.isclose(neck_z, 0, atol=1e-6)
+        tilt = np.isclose(head_y, 0, atol=1e-6) & (neck_z <= 1e-6) & (neck_z >= -1 - 1e-6)
+        assert (look | tilt).all()
+        # tilt frames: whole frames 0..30 of a linear 0 -> -15° roll
+        frames = -neck_z[tilt] * 30
+        assert np.allclose(frames, np.round(frames), atol=1e-3)
+        looks, tilts = looks + look.sum(), tilts + tilt.sum()
+    assert looks > 5 and tilts > 5
