@@ -24,6 +24,7 @@ import numpy as np
 
 from mmdrender import textures
 from mmdrender.errors import ModelLoadError
+from mmdrender.files import read_input
 from mmdrender.formats import frame
 from mmdrender.formats.binary import FormatError
 from mmdrender.formats.parts import ModelParts, RawMaterial
@@ -60,16 +61,7 @@ def load_model(path: str | Path, root: str | Path | None = None) -> Model:
     defaults to the model's own folder.
     """
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ModelLoadError(path, "no such file") from None
-    except IsADirectoryError:
-        raise ModelLoadError(path, "is a folder, not a model file") from None
-    except OSError as error:
-        raise ModelLoadError(path, f"cannot be read: {error.strerror or error}") from None
-    if not data:
-        raise ModelLoadError(path, "the file is empty")
+    data = read_input(path, ModelLoadError, "model")
     if data[:4] == b"PMX ":
         reader = read_pmx
     elif data[:3] == b"Pmd":

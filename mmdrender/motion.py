@@ -23,7 +23,6 @@ their bones rigidly), so a leg driven by its IK bone stays as modelled.
 from __future__ import annotations
 
 import hashlib
-import os
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from mmdrender.errors import MotionError
+from mmdrender.files import read_input
 from mmdrender.formats import frame as mmd_frame
 from mmdrender.formats.binary import FormatError
 from mmdrender.formats.vmd import (
@@ -66,20 +66,7 @@ class Motion:
     def load(cls, path: str | Path) -> Motion:
         """Read a .vmd or .vpd file; a :class:`MotionError` says what is wrong with it."""
         path = Path(path)
-        try:
-            size = os.stat(path).st_size
-            if os.path.isdir(path):
-                raise MotionError(path, "is a folder, not a motion file")
-            if size > MAX_MOTION_BYTES:
-                raise MotionError(path, f"is {size / 2**20:.0f} MiB, more than any motion "
-                                        f"({MAX_MOTION_BYTES // 2**20} MiB at most); is it one?")
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise MotionError(path, "no such file") from None
-        except OSError as error:
-            raise MotionError(path, f"cannot be read: {error.strerror or error}") from None
-        if not data:
-            raise MotionError(path, "the file is empty")
+        data = read_input(path, MotionError, "motion", MAX_MOTION_BYTES)
         try:
             raw = read_vpd(data) if data.lstrip(b"\xef\xbb\xbf").startswith(b"Vocaloid Pose") \
                 else read_vmd(data)

@@ -1,0 +1,30 @@
+"""Reading an input file whole, with the reasons a user can act on when it cannot be."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+
+def read_input(path: Path, error: Callable[[Path, str], Exception], kind: str,
+               limit: int | None = None) -> bytes:
+    """The bytes of ``path``, a ``kind`` file ("model", "motion"); ``error(path, reason)``
+    is raised when it is missing, a folder, unreadable, larger than ``limit`` or empty.
+    The size is checked before anything is read."""
+    try:
+        if os.path.isdir(path):
+            raise error(path, f"is a folder, not a {kind} file")
+        if limit is not None:
+            size = os.stat(path).st_size
+            if size > limit:
+                raise error(path, f"is {size / 2**20:.0f} MiB, more than any {kind} "
+                                  f"({limit // 2**20} MiB at most); is it one?")
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise error(path, "no such file") from None
+    except OSError as failure:
+        raise error(path, f"cannot be read: {failure.strerror or failure}") from None
+    if not data:
+        raise error(path, "the file is empty")
+    return data
