@@ -21,6 +21,7 @@ $(STAMP): pyproject.toml
 setup-gui: $(STAMP)
 	@scripts/ensure-fonts.sh
 	$(PY) -m pip install -q -e '.[gui,dev]'
+	@scripts/ensure-qt.sh $(PY)
 
 setup-train: $(STAMP)
 

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import warnings
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import click
@@ -31,8 +31,6 @@ from pipeline.index import (
 PROGRESS_MIN_MODELS = 2  # a bar for a single model is noise
 SAVE_EVERY_S = 10.0  # scan writes its proposals this often (and at the end, and on Ctrl+C)
 PROBE_TIMEOUT_S = 30.0
-XCB_PACKAGES = ("libxcb-cursor0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-keysyms1 "
-                "libxcb-image0 libxcb-render-util0 libxcb-shape0")
 
 
 @click.group()
@@ -96,6 +94,16 @@ def _propose_file(path: Path, root: Path | None, schema: str = "tha1"):
         raise PipelineError(reason if str(path) in reason else f"{path}: {reason}") from None
 
 
+#: A scan writes status_reason, notes and the annotated fields; a change to anything but
+#: these two while it ran (a person's edit, a changed file) makes it leave the row alone.
+_SCAN_IGNORES = ("split", "source")  # `pipeline split` may run meanwhile
+
+
+def _same_for_scan(now, then) -> bool:
+    return all(getattr(now, f.name) == getattr(then, f.name) for f in fields(now)
+               if f.name not in _SCAN_IGNORES)
+
+
 @main.command()
 @click.option("--index", "index_path", type=click.Path(dir_okay=False, path_type=Path),
               default=str(DEFAULT_INDEX), show_default=True, help="The models index (CSV).")
@@ -116,7 +124,9 @@ def scan(index_path: Path, root: Path | None, schema: str):
     is listed on stderr; the scan goes on. Proposals are saved every few
     seconds, at the end, and when interrupted (Ctrl+C).
     """
-    from annotate.auto import apply_proposal, refreshable
+    from annotate.auto import ALL_FIELDS, apply_proposal, refreshable
+
+    writes = ("status_reason", "notes", *ALL_FIELDS)
 
     entries = read_index(index_path)
     root = models_root(root, index_path)
@@ -124,23 +134,26 @@ def scan(index_path: Path, root: Path | None, schema: str):
     edited = sum(entry.status == "auto" and not refreshable(entry) for entry in entries)
     pending: dict[str, tuple] = {}  # model_id -> (row as read, row with the proposal)
     failures: list[str] = []
-    kept = 0
+    kept: list[str] = []  # rows a person changed while the scan ran: left as they are
 
     def save() -> None:
         # Under the index's lock, replace only rows nobody changed meanwhile (the
         # review window may be open and saving): its confirmations and edits win.
-        nonlocal kept
         if not pending:
             return
 
         def fill(current):
-            nonlocal kept
             rows = []
             for entry in current:
                 old, new = pending.get(entry.model_id, (None, None))
-                if old is not None and entry != old:
-                    kept += 1
-                rows.append(new if old is not None and entry == old else entry)
+                if old is None:
+                    rows.append(entry)
+                elif _same_for_scan(entry, old):  # a split changed meanwhile: still ours
+                    rows.append(replace(entry, **{name: getattr(new, name)
+                                                  for name in writes}))
+                else:
+                    kept.append(entry.model_id)
+                    rows.append(entry)
             return rows
 
         modify_index(index_path, fill)
@@ -175,10 +188,13 @@ def scan(index_path: Path, root: Path | None, schema: str):
     if interrupted:
         raise PipelineError(f"interrupted after {done} of {len(todo)} model(s); the "
                             f"proposals made so far are saved in {index_path}")
-    click.echo(f"{index_path}: proposed {done - len(failures)} auto row(s), {len(failures)} "
-               f"failed, {edited} edited by hand and kept, "
+    if kept:
+        click.echo(f"not proposed, as they were edited while the scan ran (scan again to "
+                   f"propose them): {', '.join(kept)}", err=True)
+    click.echo(f"{index_path}: proposed {done - len(failures) - len(kept)} auto row(s), "
+               f"{len(failures)} failed, {edited} edited by hand and kept, "
                f"{sum(e.status != 'auto' for e in entries)} confirmed/rejected left alone"
-               + (f", {kept} edited meanwhile and kept" if kept else ""))
+               + (f", {len(kept)} edited meanwhile and kept" if kept else ""))
 
 
 @main.command()
@@ -246,21 +262,33 @@ def qt_window_problem() -> str | None:
     return describe_qt_failure(done.stderr, os.environ)
 
 
-def describe_qt_failure(output: str, environ) -> str:
-    """One actionable line for what Qt printed when it could not start."""
+def describe_qt_failure(output: str, environ, missing: list[str] | None = None) -> str:
+    """One actionable line for what Qt printed when it could not start.
+
+    ``missing``: the system libraries the xcb plugin cannot find (default: asked
+    of the dynamic linker, :mod:`annotate.qt_libraries`). Qt's own message names
+    libxcb-cursor0 whatever is missing, so it is not repeated.
+    """
+    from annotate.qt_libraries import debian_package, missing_libraries
+
     display = environ.get("DISPLAY", "")
-    if "xcb-cursor" in output:
-        return ("Qt's X11 (xcb) platform plugin needs the system library libxcb-cursor0: "
-                "install it (sudo apt install libxcb-cursor0), or use "
-                "QT_QPA_PLATFORM=offscreen for tests")
     if "could not connect to display" in output:
         return (f"cannot connect to the X display {display!r} (DISPLAY): start the desktop "
                 "session or X server, or reconnect with ssh -X; for tests use "
                 "QT_QPA_PLATFORM=offscreen")
-    if "platform plugin" in output:
+    if "platform plugin" in output or "xcb" in output:
+        missing = missing_libraries() if missing is None else missing
+        if missing:
+            packages = " ".join(dict.fromkeys(debian_package(s) for s in missing))
+            return (f"Qt's X11 (xcb) platform plugin cannot load: the system "
+                    f"librar{'ies' if len(missing) > 1 else 'y'} {', '.join(missing)} "
+                    f"{'are' if len(missing) > 1 else 'is'} missing; install "
+                    f"{'them' if len(missing) > 1 else 'it'} with `make setup-gui` or sudo "
+                    f"apt install {packages}, or use QT_QPA_PLATFORM=offscreen for tests")
         platform = environ.get("QT_QPA_PLATFORM") or "xcb"
-        return (f"Qt cannot load its {platform!r} platform plugin; on Debian/Ubuntu install "
-                f"{XCB_PACKAGES}, or use QT_QPA_PLATFORM=offscreen for tests")
+        return (f"Qt cannot load its {platform!r} platform plugin, though every library it "
+                "links against is found; run with QT_DEBUG_PLUGINS=1 to see why, or use "
+                "QT_QPA_PLATFORM=offscreen for tests")
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     last = lines[-1] if lines else "it exited without a message"
     return (f"Qt cannot open a window ({last}); for tests use QT_QPA_PLATFORM=offscreen")

@@ -7,8 +7,9 @@ RGBA cells are composited (straight alpha) over the background, so what is
 transparent in a render shows the sheet's grey. A cell without an image shows
 its ``note`` instead (a pose a model cannot take, a model that failed).
 
-Labels use Pillow's built-in font, which has no Japanese glyphs: caption with
-ASCII (folder names, pose strings); characters outside Latin-1 are drawn as "?".
+Labels use a font with Japanese glyphs when fontconfig knows one (model ids and
+morph names are often Japanese; ``make setup`` installs the IPA Gothic font),
+else Pillow's built-in font, which draws characters outside Latin-1 as "?".
 
     >>> sheet = compose_sheet([Panel("head_x", [Cell(img_a, "-1"), Cell(img_b, "+1")])])
     ... # doctest: +SKIP
@@ -17,6 +18,8 @@ ASCII (folder names, pose strings); characters outside Latin-1 are drawn as "?".
 
 from __future__ import annotations
 
+import functools
+import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -114,7 +117,28 @@ def compose_sheet(panels: Sequence[Panel], columns: int = 1, cell_size: int | No
     return sheet
 
 
+@functools.cache
+def japanese_font_file() -> str | None:
+    """A font file with Japanese glyphs that fontconfig knows (a Gothic one first), or None."""
+    try:
+        listed = subprocess.run(["fc-list", ":lang=ja", "--format", "%{file}\n"],
+                                capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    files = sorted({f for f in listed.splitlines() if f.lower().endswith((".ttf", ".otf",
+                                                                          ".ttc"))})
+    files.sort(key=lambda f: ("gothic" not in f.lower() and "sans" not in f.lower()))
+    return files[0] if files else None
+
+
+@functools.cache
 def _font(size: int):
+    file = japanese_font_file()
+    if file is not None:
+        try:
+            return ImageFont.truetype(file, size)
+        except OSError:
+            pass
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1: a fixed bitmap font
@@ -122,7 +146,9 @@ def _font(size: int):
 
 
 def _printable(text: str) -> str:
-    """The built-in font covers Latin-1 only; anything else would draw as a box."""
+    """Without a Japanese font only Latin-1 can be drawn; anything else would be a box."""
+    if japanese_font_file() is not None:
+        return text
     return "".join(c if ord(c) < 256 else "?" for c in text)
 
 

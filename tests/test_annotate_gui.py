@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before anything imports Qt
 
@@ -602,20 +604,61 @@ def test_gui_command_refuses_a_pyside6_that_aborts_long_sessions():
     assert pyside_problem((6, 12), (3, 12)) is None  # None is immortal from Python 3.12
 
 
-@pytest.mark.parametrize("qt_said, hint", [
-    ("qt.qpa.plugin: From 6.5.0, xcb-cursor0 or libxcb-cursor0 is needed to load the Qt xcb "
-     "platform plugin.\nqt.qpa.plugin: Could not load the Qt platform plugin \"xcb\" in \"\" "
-     "even though it was found.\nThis application failed to start ...", "libxcb-cursor0"),
+XCB_FAILED = ("qt.qpa.plugin: From 6.5.0, xcb-cursor0 or libxcb-cursor0 is needed to load the "
+              "Qt xcb platform plugin.\nqt.qpa.plugin: Could not load the Qt platform plugin "
+              "\"xcb\" in \"\" even though it was found.\nThis application failed to start ...")
+
+
+@pytest.mark.parametrize("qt_said, missing, hint", [
+    (XCB_FAILED, ["libxcb-cursor.so.0"], "sudo apt install libxcb-cursor0"),
+    # Qt names libxcb-cursor0 whatever is missing: the message names what is
+    (XCB_FAILED, ["libxcb-icccm.so.4", "libxkbcommon-x11.so.0"],
+     "the system libraries libxcb-icccm.so.4, libxkbcommon-x11.so.0 are missing; install them "
+     "with `make setup-gui` or sudo apt install libxcb-icccm4 libxkbcommon-x11-0"),
     ("qt.qpa.xcb: could not connect to display :987\nqt.qpa.plugin: Could not load the Qt "
-     "platform plugin \"xcb\" in \"\" even though it was found.", "DISPLAY"),
-    ("qt.qpa.plugin: Could not load the Qt platform plugin \"xcb\" in \"\" even though it was "
-     "found.", "libxkbcommon-x11-0"),
+     "platform plugin \"xcb\" in \"\" even though it was found.", [], "DISPLAY"),
+    (XCB_FAILED, [], "every library it links against is found"),
 ])
-def test_qt_failures_become_one_actionable_line(qt_said, hint):
+def test_qt_failures_become_one_actionable_line(qt_said, missing, hint):
     from annotate.cli import describe_qt_failure
 
-    message = describe_qt_failure(qt_said, {"DISPLAY": ":987"})
+    message = describe_qt_failure(qt_said, {"DISPLAY": ":987"}, missing)
     assert hint in message and "QT_QPA_PLATFORM=offscreen" in message and "\n" not in message
+    if missing and "libxcb-cursor.so.0" not in missing:
+        assert "cursor" not in message
+
+
+def test_the_setup_installs_the_package_of_every_library_the_qt_window_links():
+    """`make setup-gui` installs what `python -m annotate.qt_libraries` names: each library
+    the xcb plugin needs maps to the Debian package that really ships it here."""
+    import subprocess
+
+    from annotate.qt_libraries import debian_package, missing_packages, xcb_plugin
+
+    plugin = xcb_plugin()
+    if plugin is None or shutil.which("ldd") is None or shutil.which("dpkg") is None:
+        pytest.skip("needs PySide6's xcb plugin, ldd and dpkg (Debian/Ubuntu)")
+    linked = subprocess.run(["ldd", str(plugin)], capture_output=True, text=True).stdout
+    checked = 0
+    for soname, path in re.findall(r"^\s*(\S+)\s+=>\s+(/\S+)", linked, re.MULTILINE):
+        if "PySide6" in path or soname.startswith("ld-linux"):
+            continue  # bundled with the wheel
+        owner = subprocess.run(["dpkg", "-S", path], capture_output=True, text=True)
+        if owner.returncode != 0:  # a merged-/usr path: ask for the /usr one
+            owner = subprocess.run(["dpkg", "-S", "/usr" + path], capture_output=True,
+                                   text=True)
+        if owner.returncode == 0:
+            package = owner.stdout.split(":")[0]
+            assert debian_package(soname) == package, (soname, package)
+            checked += 1
+    assert checked >= 15, linked
+    project = Path(__file__).resolve().parents[1]
+    script = (project / "scripts" / "ensure-qt.sh").read_text()
+    assert "annotate.qt_libraries" in script and "apt-get install" in script
+    assert "ensure-qt.sh" in (project / "Makefile").read_text().split("setup-gui:")[1]
+    for package in missing_packages():  # what this machine lacks is a real package name
+        shown = subprocess.run(["apt-cache", "show", package], capture_output=True)
+        assert shown.returncode == 0 or shutil.which("apt-cache") is None, package
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or bool(MISSING),

@@ -199,3 +199,23 @@ def test_default_cell_size_is_the_largest_image_and_one_column_stacks_panels():
 def test_bad_sheets_are_refused(panels, columns, message):
     with pytest.raises(ValueError, match=message):
         compose_sheet(panels, columns=columns)
+
+
+def test_japanese_titles_are_drawn_with_their_glyphs_where_a_font_has_them():
+    """`pipeline preview` drew Japanese model ids as "???" (issue 12); `make setup`
+    installs a Japanese font, and the sheet uses it."""
+    from mmdrender.sheet import japanese_font_file
+
+    if japanese_font_file() is None:
+        pytest.skip("no font with Japanese glyphs here (make setup installs one)")
+    image = np.zeros((8, 8, 4), np.uint8)
+
+    def title_pixels(title: str) -> np.ndarray:
+        sheet = np.asarray(compose_sheet([Panel(title, [Cell(image)])], cell_size=64,
+                                         font_size=14))
+        return sheet[:20]
+
+    miku, marks, other = title_pixels("ミク式"), title_pixels("???"), title_pixels("ミナ式")
+    assert (miku != marks).any() and (miku != other).any()
+    ink = (miku < 128).any(axis=2).sum()
+    assert ink > 30, "the glyphs drew almost nothing"
