@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from mmdrender.errors import TextureError
+from mmdrender.files import read_input
 from mmdrender.model import TextureRef
 
 SHARED_TOON_NAMES = tuple(f"toon{i:02d}.bmp" for i in range(1, 11))
@@ -38,6 +39,8 @@ SHARED_TOON_NAMES = tuple(f"toon{i:02d}.bmp" for i in range(1, 11))
 # Larger textures are refused (TextureError) before decoding: 256 MB as RGBA,
 # far beyond what a model needs and what small files should expand to.
 MAX_TEXTURE_PIXELS = 8192 * 8192
+# Nor is a file larger than such a texture stored raw could be: checked before reading.
+MAX_TEXTURE_BYTES = MAX_TEXTURE_PIXELS * 4 + 2**20
 
 # What a missing texture is replaced with: the identity of how each role is
 # combined in MMD's shader (multiply by white, add black).
@@ -239,13 +242,12 @@ def _walk(start: Path, parts: list[str], root: Path) -> tuple[Path | None, str |
 def _decode(path: Path) -> np.ndarray:
     """Decode by content (``.sph``/``.spa`` are BMPs in disguise), not by extension.
 
-    The size is checked from the header first: a small compressed file can
-    claim gigabytes of pixels.
+    The file's size is checked before it is read (a sparse or runaway file of
+    gigabytes), and the image's from its header before decoding (a small
+    compressed file can claim gigabytes of pixels).
     """
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise TextureError(f"{path}: cannot read texture: {error.strerror or error}") from error
+    data = read_input(path, lambda p, reason: TextureError(f"{p}: texture {reason}"),
+                      "texture", MAX_TEXTURE_BYTES)
     try:
         rgba = _bmp32(data, path)
         if rgba is None:

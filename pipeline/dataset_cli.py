@@ -20,11 +20,15 @@ from pipeline.errors import PipelineError, reports_errors
 from pipeline.feature_poses import sampling_schema
 from pipeline.generate import (
     FAILURES_CSV,
+    WARNINGS_CSV,
+    WARNINGS_SHOWN,
     RunConfig,
     crashed_models,
+    damaged_shards,
     finish,
     locked,
     plan,
+    remove_leftovers,
     run_tasks,
     start_run,
     suspect_models,
@@ -144,9 +148,19 @@ def dataset(index_path, out, root, examples_per_model, split_examples, schema, s
     client = _dask_client(backend, scheduler)
     try:
         with locked(out):
+            for name in damaged_shards(tasks, config):
+                click.echo(f"{name} was damaged since it was written (its sha256 is not the "
+                           "one recorded then): rendering it again", err=True)
             pending = start_run(tasks, config, retry_failed)
-            rendered, seconds, peak_mb = _render(tasks, pending, config, workers, backend, root)
-            manifest, failures = finish(tasks, config)
+            try:
+                rendered, seconds, peak_mb = _render(tasks, pending, config, workers, backend,
+                                                     root)
+            finally:  # a stop (full disk, Ctrl+C) leaves no half-written shards behind
+                removed = remove_leftovers(out) if backend != "dask" else 0
+                if removed:
+                    click.echo(f"removed {removed} unfinished file(s) that stopped workers "
+                               "left", err=True)
+            manifest, failures, warnings = finish(tasks, config)
     finally:
         if client is not None:
             client.close()
@@ -154,6 +168,12 @@ def dataset(index_path, out, root, examples_per_model, split_examples, schema, s
     click.echo(f"rendered {rendered} images in {seconds:.1f} s ({rate:.1f} images/s); "
                f"peak worker memory {peak_mb:.0f} MB")
     click.echo(f"dataset: {out}  manifest: {manifest}")
+    if warnings:
+        models = len({w["model_id"] for w in warnings})
+        click.echo(f"warning: {models} model(s) were drawn without some of their textures "
+                   f"({len(warnings)} in all, listed in {out / WARNINGS_CSV}):", err=True)
+        for w in warnings[:WARNINGS_SHOWN]:
+            click.echo(f"  {w['model_id']}: {w['warning']}", err=True)
     if failures:
         click.echo(f"{len(failures)} model(s) were skipped; their reasons are in "
                    f"{out / FAILURES_CSV}", err=True)
@@ -187,7 +207,8 @@ def _render(tasks, pending, config, workers, backend, root) -> tuple[int, float,
 
     with tqdm(total=total_images(tasks), initial=done_images, unit="img", desc="rendering",
               file=sys.stderr, dynamic_ncols=True) as bar:
-        for result in run_tasks(pending, config, workers, backend, progress=bar.update):
+        for result in run_tasks(pending, config, workers, backend, progress=bar.update,
+                                notice=lambda text: bar.write(text, file=sys.stderr)):
             rendered += result.images
             peak_mb = max(peak_mb, result.peak_memory_mb)
             for failure in result.failures:

@@ -66,6 +66,8 @@ from pipeline.wide_render import render_wide_model, wide_settings
 
 FAILURES_SUFFIX = ".failures.json"  # the shard's record: fingerprint, size, sha256, failures
 FAILURES_CSV = "failures.csv"
+WARNINGS_CSV = "warnings.csv"
+WARNINGS_SHOWN = 5  # texture warnings printed at the end of a run; all are in warnings.csv
 LOCK = ".lock"
 # OUT/.rendering/<model_id> exists while a worker renders that model; one left
 # behind means the process died there, or the run was killed: a suspect, checked
@@ -152,6 +154,7 @@ class ShardResult:
     task: ShardTask
     images: int = 0
     failures: list[dict] = field(default_factory=list)
+    warnings: list[dict] = field(default_factory=list)  # models drawn without some textures
     peak_memory_mb: float = 0.0  # of the worker process that rendered it
 
 
@@ -253,6 +256,16 @@ def rendering_code() -> str:
     return digest.hexdigest()
 
 
+def texture_report(model, scenes) -> tuple[list[list], list[str]]:
+    """A rendered model's texture files' stats (:func:`_texture_stats`) and what it was
+    drawn without: textures not found, refused (too large) or undecodable."""
+    warnings = [f"texture {ref.reference!r} {ref.problem or 'not found'}; drawn without it"
+                for ref in model.missing_textures]
+    for scene in scenes:
+        warnings += [w for w in scene.warnings if w not in warnings]
+    return _texture_stats(model), warnings
+
+
 def _texture_stats(model) -> list[list]:
     """[path, size, mtime_ns] of each texture file the model names (None, None: missing)."""
     stats = []
@@ -294,7 +307,8 @@ def read_record(task: ShardTask, out: Path) -> dict | None:
 
 
 def finished_record(task: ShardTask, config: RunConfig) -> dict | None:
-    """The record of ``task``'s shard if the shard on disk is the one this task makes."""
+    """The record of ``task``'s shard if the shard on disk is the one this task makes,
+    byte for byte as it was written (its sha256 is checked against the record's)."""
     out = Path(config.out)
     record = read_record(task, out)
     if record is None or record["fingerprint"] != fingerprint(task, config):
@@ -306,9 +320,36 @@ def finished_record(task: ShardTask, config: RunConfig) -> dict | None:
         return None
     if size != record["bytes"] or read_fingerprint(shard) != record["fingerprint"]:
         return None
+    if _shard_sha256(shard) != record["sha256"]:  # damaged since written: render it again
+        return None
     if not _inputs_unchanged(record):
         return None
     return record
+
+
+def _shard_sha256(shard: Path) -> str:
+    """The shard file's sha256, hashed once per process for each state of the file."""
+    status = shard.stat()
+    return _hash_of(str(shard), status.st_size, status.st_mtime_ns, status.st_ino)
+
+
+@functools.lru_cache(maxsize=4096)
+def _hash_of(path: str, size: int, mtime_ns: int, inode: int) -> str:
+    return file_sha256(path)
+
+
+def damaged_shards(tasks: list[ShardTask], config: RunConfig) -> list[str]:
+    """Shards on disk whose bytes are no longer those their record says were written."""
+    out, damaged = Path(config.out), []
+    for task in tasks:
+        record, shard = read_record(task, out), out / task.name
+        try:
+            if record is not None and shard.stat().st_size == record["bytes"] and \
+                    _shard_sha256(shard) != record["sha256"]:
+                damaged.append(task.name)
+        except OSError:
+            continue
+    return damaged
 
 
 def is_done(task: ShardTask, config: RunConfig, retry_failed: bool = False) -> bool:
@@ -347,7 +388,8 @@ def render_shard(task: ShardTask, config: RunConfig,
                          images=config.images) as writer:
             textures: dict[str, list] = {}  # per model rendered: its texture files' stats
             for entry, examples in zip(task.entries, task.examples, strict=True):
-                failure = _add_model(writer, entry, config, examples, crashed, textures)
+                failure = _add_model(writer, entry, config, examples, crashed, textures,
+                                     result.warnings)
                 if failure:
                     result.failures.append(failure)
                 else:
@@ -356,7 +398,8 @@ def render_shard(task: ShardTask, config: RunConfig,
                     progress(task.model_images(examples))
         _write_json_atomically(record, {"fingerprint": tag, "bytes": shard.stat().st_size,
                                         "sha256": file_sha256(shard),
-                                        "failures": result.failures, "textures": textures})
+                                        "failures": result.failures, "textures": textures,
+                                        "warnings": result.warnings})
     except OSError as error:
         raise PipelineError(f"shard {shard} could not be written: {error.strerror or error}; "
                             "free some space (or fix the folder) and rerun: finished shards "
@@ -367,7 +410,7 @@ def render_shard(task: ShardTask, config: RunConfig,
 
 def _add_model(writer: ShardWriter, entry: ModelEntry, config: RunConfig,
                examples: int, crashed: frozenset[str] = frozenset(),
-               textures: dict | None = None) -> dict | None:
+               textures: dict | None = None, warnings: list | None = None) -> dict | None:
     """Render one model into the shard; its failure record if it cannot be used.
 
     A model that fails half way leaves nothing in the shard. ``retry`` marks a
@@ -377,18 +420,23 @@ def _add_model(writer: ShardWriter, entry: ModelEntry, config: RunConfig,
     failure = {"model_id": entry.model_id, "path": entry.path}
     if entry.model_id in crashed:
         return {**failure, "reason": CRASH_REASON}
+    try:
+        path = resolve_model_path(entry, config.models_root)
+    except PipelineError as error:  # a link out of the root: the file system, not the index
+        return {**failure, "reason": str(error), "retry": True}
     marker = Path(config.out) / RENDERING / entry.model_id
     marker.parent.mkdir(exist_ok=True)
     marker.touch()
     try:
-        path = resolve_model_path(entry, config.models_root)
         problem = _file_problem(entry, path)
         if problem is None:
             render = render_wide_model if config.wide else render_model
-            used = render(entry, config, examples, path, writer)
+            used, drawn_without = render(entry, config, examples, path, writer)
             writer.commit()
             if textures is not None:
                 textures[entry.model_id] = used
+            if warnings is not None:
+                warnings += [{**failure, "warning": w} for w in drawn_without]
     except (MMDRenderError, PipelineError) as error:
         writer.rollback()
         return {**failure, "reason": str(error)}
@@ -434,9 +482,10 @@ def render_model(entry: ModelEntry, config: RunConfig, examples: int, path: Path
                  writer: ShardWriter) -> list[list]:
     """Draw one model's rest image and examples into ``writer`` as they are rendered.
 
-    Returns the stats of the texture files the model names (for the shard's
-    record). Raises a specific error saying why the model cannot be used; what
-    it had added by then is left for the caller to roll back.
+    Returns the stats of the texture files the model names and what it was drawn
+    without (:func:`texture_report`), for the shard's record. Raises a specific
+    error saying why the model cannot be used; what it had added by then is left
+    for the caller to roll back.
     """
     if entry.head_top_y is None or entry.head_bottom_y is None:
         raise PipelineError("no head bounds in the index; annotate the model first")
@@ -492,7 +541,7 @@ def render_model(entry: ModelEntry, config: RunConfig, examples: int, path: Path
             writer.add_example(row, example, values, expression, posed)
     finally:
         scene.release()
-    return _texture_stats(model)
+    return texture_report(model, [scene])
 
 
 def _degrees(schema: PoseSchema) -> float:
@@ -530,6 +579,17 @@ def locked(out: Path) -> Iterator[None]:
         yield
 
 
+def remove_leftovers(out: Path) -> int:
+    """Remove the unfinished files stopped workers left (<shard>.h5.<pid>.tmp, <name>.json.tmp,
+    ...); only while no worker of this folder's run is writing. Returns how many."""
+    removed = 0
+    for leftover in Path(out).glob("*.tmp"):
+        if any(kind in leftover.name for kind in (SUFFIX + ".", ".json.", ".csv.")):
+            leftover.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 def start_run(tasks: list[ShardTask], config: RunConfig,
               retry_failed: bool = False) -> list[ShardTask]:
     """The tasks to render, after readying the output folder; call it under :func:`locked`.
@@ -542,9 +602,7 @@ def start_run(tasks: list[ShardTask], config: RunConfig,
     they describe a finished dataset, and :func:`finish` writes them anew.
     """
     out = Path(config.out)
-    for leftover in out.glob("*.tmp"):  # <shard>.h5.<pid>.tmp, <name>.json.tmp, ...
-        if any(kind in leftover.name for kind in (SUFFIX + ".", ".json.", ".csv.")):
-            leftover.unlink(missing_ok=True)
+    remove_leftovers(out)
     planned = {task.name for task in tasks}
     stale = sorted(path.name for path in out.glob("*" + SUFFIX) if path.name not in planned)
     if stale:
@@ -566,7 +624,8 @@ def start_run(tasks: list[ShardTask], config: RunConfig,
 
 def run_tasks(tasks: list[ShardTask], config: RunConfig, workers: int = 1,
               backend: str = "loky",
-              progress: Callable[[int], object] | None = None) -> Iterator[ShardResult]:
+              progress: Callable[[int], object] | None = None,
+              notice: Callable[[str], object] | None = None) -> Iterator[ShardResult]:
     """Results as tasks finish, in any order. ``backend``: loky (processes) or dask.
 
     ``progress``, when given, is called here with image counts as work gets
@@ -579,7 +638,8 @@ def run_tasks(tasks: list[ShardTask], config: RunConfig, workers: int = 1,
     the model, which is recorded as failed (:data:`CRASH_REASON`) and skipped,
     by later runs too. Without loky (in this process) a crash ends the run and
     the next run checks the suspects. With Dask, a shard whose task killed
-    workers as often as the scheduler allows is an error naming it.
+    workers as often as the scheduler allows is an error naming it. ``notice``,
+    when given, is told in words when a worker died and what happens next.
     """
     if backend == "dask":
         yield from _on_dask(tasks, config, progress)
@@ -615,6 +675,7 @@ def run_tasks(tasks: list[ShardTask], config: RunConfig, workers: int = 1,
             if progress is not None and counted > finished:
                 progress(finished - counted)
             counted = finished
+            remove_leftovers(out)  # the dead pool's unfinished shards: no worker writes now
 
         while remaining:
             for model_id in suspects:
@@ -639,6 +700,11 @@ def run_tasks(tasks: list[ShardTask], config: RunConfig, workers: int = 1,
             except TerminatedWorkerError:
                 take_back()
                 suspects = set(suspect_models(out))
+                if notice is not None and suspects:
+                    notice(f"a worker process died (killed, out of memory, or a crash) while "
+                           f"rendering {', '.join(sorted(suspects))}; their shards are "
+                           "rendered again, one at a time, to find a model that kills its "
+                           "worker")
                 if not suspects:
                     raise PipelineError("a worker process died while no model was being "
                                         "rendered (out of memory?); rerun to go on: finished "
@@ -710,14 +776,15 @@ def _forward(queue, progress: Callable[[int], object]) -> None:
         progress(images)
 
 
-def finish(tasks: list[ShardTask], config: RunConfig) -> tuple[Path, list[dict]]:
-    """The manifest (written last) and failures.csv, from the finished shards' records.
+def finish(tasks: list[ShardTask], config: RunConfig) -> tuple[Path, list[dict], list[dict]]:
+    """The manifest (written last), failures.csv (models skipped) and warnings.csv (models
+    drawn without some of their textures), from the finished shards' records.
 
     Each shard's sha256 comes from its record, written with the shard, so
     finished shards are not read again.
     """
     out = Path(config.out)
-    failures, digests = [], {}
+    failures, warnings, digests = [], [], {}
     for task in tasks:
         record = finished_record(task, config)
         if record is None:
@@ -725,17 +792,21 @@ def finish(tasks: list[ShardTask], config: RunConfig) -> tuple[Path, list[dict]]
                                 "settings or another index; rerun `pipeline dataset`")
         digests[task.name] = record["sha256"]
         failures += [{"split": task.split, "shard": task.name, **r} for r in record["failures"]]
+        warnings += [{"split": task.split, "shard": task.name, **r}
+                     for r in record.get("warnings", [])]
     try:
-        with atomic_write(out / FAILURES_CSV, "w", newline="", encoding="utf-8") as file:
-            writer = csv.DictWriter(file, fieldnames=["model_id", "path", "split", "shard",
-                                                      "reason"], extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(failures)
+        for name, rows, column in ((FAILURES_CSV, failures, "reason"),
+                                   (WARNINGS_CSV, warnings, "warning")):
+            with atomic_write(out / name, "w", newline="", encoding="utf-8") as file:
+                writer = csv.DictWriter(file, fieldnames=["model_id", "path", "split", "shard",
+                                                          column], extrasaction="ignore")
+                writer.writeheader()
+                writer.writerows(rows)
         manifest = write_manifest(out, [out / task.name for task in tasks], digests)
     except OSError as error:
         raise PipelineError(f"cannot write the dataset's manifest in {out}: "
                             f"{error.strerror or error}") from None
-    return manifest, failures
+    return manifest, failures, warnings
 
 
 def total_images(tasks: list[ShardTask]) -> int:

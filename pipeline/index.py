@@ -149,11 +149,23 @@ def models_root(option: str | os.PathLike | None = None,
 
 
 def resolve_model_path(entry: ModelEntry, root: str | os.PathLike) -> Path:
-    """The model file of ``entry`` under ``root``."""
+    """The model file of ``entry`` under ``root``.
+
+    A path that a symbolic link takes out of the root is refused, as texture
+    references are: the model's textures would be looked for outside the root
+    and refused, so it would render untextured.
+    """
     problem = _path_problem(entry.path)
     if problem:
         raise PipelineError(f"model {entry.model_id}: {problem}")
-    return Path(root).joinpath(*PurePosixPath(entry.path).parts)
+    path = Path(root).joinpath(*PurePosixPath(entry.path).parts)
+    real, real_root = path.resolve(), Path(root).resolve()
+    if real != real_root and real_root not in real.parents:
+        raise PipelineError(f"model {entry.model_id}: {entry.path} leads outside the models "
+                            f"root {root} (a link to {real}); models and their textures are "
+                            "read only under the root: copy the model into it, or pass a "
+                            "--root that holds both")
+    return path
 
 
 def relative_model_path(path: str | os.PathLike, root: str | os.PathLike) -> str:
@@ -183,6 +195,11 @@ def model_id_for(path: str, taken: Iterable[str] = ()) -> str:
     slug = re.sub(r"[\W_]+", "-", unicodedata.normalize("NFKC", stem).lower()).strip("-")
     slug = slug or "model"
     taken = set(taken)
+    if len(slug.encode("utf-8")) > MODEL_ID_BYTES - 9:  # room for "-<hash>": cut, then hash
+        while len(slug.encode("utf-8")) > MODEL_ID_BYTES - 9:
+            slug = slug[:-1]
+        slug = slug.rstrip("-")
+        taken.add(slug)  # a cut slug always carries the hash of the whole path
     if slug not in taken:
         return slug
     candidate = f"{slug}-{hashlib.sha256(path.encode('utf-8')).hexdigest()[:8]}"
@@ -237,6 +254,26 @@ def _is_utf8(text: str) -> bool:
     return True
 
 
+MODEL_ID_BYTES = 200  # a model_id names files (a running model's marker): 255 bytes at most
+
+
+def _model_id_problem(model_id: str) -> str | None:
+    """Why ``model_id`` cannot be an id (it must also serve as a file name), or None."""
+    if not model_id:
+        return "model_id is empty"
+    if re.search(r"[\s/\\]", model_id):
+        return f"model_id {model_id!r} contains whitespace or a slash"
+    if any(ord(c) < 32 or ord(c) == 127 for c in model_id):
+        return f"model_id {model_id!r} contains a control character (a NUL byte?)"
+    if model_id in (".", ".."):
+        return f"model_id {model_id!r} is not a usable name (it means a folder)"
+    size = len(model_id.encode("utf-8", errors="surrogatepass"))
+    if size > MODEL_ID_BYTES:
+        return (f"model_id {model_id[:40]!r}... is {size} bytes long; at most "
+                f"{MODEL_ID_BYTES} (it names files, and file systems allow 255 bytes a name)")
+    return None
+
+
 def _entry_problems(entry: ModelEntry) -> list[tuple[str, str]]:
     """(column, message) for everything wrong with one entry on its own."""
     problems = []
@@ -246,11 +283,9 @@ def _entry_problems(entry: ModelEntry) -> list[tuple[str, str]]:
         problems += [(column, f"{column} {value!r} is not UTF-8 text (a file name with "
                               "undecodable bytes?)") for column, value in texts
                      if not _is_utf8(value)]
-    if not entry.model_id:
-        problems.append(("model_id", "model_id is empty"))
-    elif re.search(r"[\s/\\]", entry.model_id):
-        problems.append(("model_id", f"model_id {entry.model_id!r} contains whitespace or a "
-                                     "slash"))
+    problem = _model_id_problem(entry.model_id)
+    if problem:
+        problems.append(("model_id", problem))
     problem = _path_problem(entry.path)
     if problem:
         problems.append(("path", problem))

@@ -99,10 +99,11 @@ def eyebrow_faces(model, poser: SchemaPoser) -> np.ndarray:
 def render_wide_model(entry: ModelEntry, config, examples: int, path: Path, writer) -> list:
     """Draw one model's images and examples into ``writer`` (see the module doc).
 
-    Returns the stats of the texture files the model names, for the shard's
-    record; raises a PipelineError saying why the model cannot be used.
+    Returns the stats of the texture files the model names and what it was drawn
+    without (:func:`pipeline.generate.texture_report`), for the shard's record;
+    raises a PipelineError saying why the model cannot be used.
     """
-    from pipeline.generate import _texture_stats  # the run's helper (no import cycle)
+    from pipeline.generate import texture_report  # the run's helper (no import cycle)
 
     if entry.head_top_y is None or entry.head_bottom_y is None:
         raise PipelineError("no head bounds in the index; annotate the model first")
@@ -135,9 +136,10 @@ def render_wide_model(entry: ModelEntry, config, examples: int, path: Path, writ
             _tha2(entry, schema, poser, poses, mouths, realisations, draw, writer, path)
         else:
             _tha3(entry, schema, poser, poses, mouths, realisations, draw, writer, path)
+        scenes = list(draw.scenes.values())
+        return texture_report(model, scenes)
     finally:
         draw.release()
-    return _texture_stats(model)
 
 
 class _Drawing:

@@ -323,6 +323,10 @@ class CountingRenderer:
             def release(self):
                 scene.release()
 
+            @property
+            def warnings(self):
+                return scene.warnings
+
         return Scene()
 
 
