@@ -11,16 +11,23 @@ def read_input(path: Path, error: Callable[[Path, str], Exception], kind: str,
                limit: int | None = None) -> bytes:
     """The bytes of ``path``, a ``kind`` file ("model", "motion"); ``error(path, reason)``
     is raised when it is missing, a folder, unreadable, larger than ``limit`` or empty.
-    The size is checked before anything is read."""
+    The size is checked before anything is read, and no more than ``limit`` + 1
+    bytes are read (a device or a pipe says it is empty)."""
     try:
         if os.path.isdir(path):
             raise error(path, f"is a folder, not a {kind} file")
-        if limit is not None:
+        if limit is None:
+            data = path.read_bytes()
+        else:
             size = os.stat(path).st_size
             if size > limit:
                 raise error(path, f"is {size / 2**20:.0f} MiB, more than any {kind} "
                                   f"({limit // 2**20} MiB at most); is it one?")
-        data = path.read_bytes()
+            with open(path, "rb") as f:  # a device or pipe has no size: read no more anyway
+                data = f.read(limit + 1)
+            if len(data) > limit:
+                raise error(path, f"holds more than {limit // 2**20} MiB, more than any "
+                                  f"{kind}; is it one?")
     except FileNotFoundError:
         raise error(path, "no such file") from None
     except OSError as failure:

@@ -39,6 +39,8 @@ from mmdrender.schemas import SIDES, Schema
 from mmdrender.skeleton import Skeleton, quat_to_matrix
 
 _CLIPPED = 1e-6  # a value counts as clipped when it moved by more than this
+MAX_FRAMES = 1_000_000  # frames one track or clip may have (9 hours at 30 fps)
+_CHUNK = 512  # frames evaluated at once: a long motion's arrays stay small
 
 
 @dataclass(frozen=True)
@@ -115,16 +117,9 @@ class MotionPoses:
 
     def track(self, frames) -> PoseTrack:
         frames = np.atleast_1d(np.asarray(frames, dtype=np.float64))
-        rotations, translations, weights = self.bound.evaluate(frames)
         values = np.zeros((len(frames), len(self.schema)))
-        index = {name: i for i, name in enumerate(self.schema.names)}
-        for name, sources in self._morph_sources.items():
-            if sources:
-                values[:, index[name]] = weights[:, sources].sum(axis=1)
-        wants_rotation = any(p.category in ("face_rotation", "body_rotation", "iris_rotation")
-                             for p in self.schema.parameters)
-        if wants_rotation:
-            self._rotations(rotations, translations, values, index)
+        for first in range(0, len(frames), _CHUNK):
+            values[first:first + _CHUNK] = self._values(frames[first:first + _CHUNK])
         low = np.array([p.low for p in self.schema.parameters])
         high = np.array([p.high for p in self.schema.parameters])
         clipped_values = np.clip(values, low, high)
@@ -132,6 +127,19 @@ class MotionPoses:
         clipped = {name: int(moved[:, i].sum()) for i, name in enumerate(self.schema.names)
                    if moved[:, i].any()}
         return PoseTrack(self.schema, frames, clipped_values.astype(np.float32), values, clipped)
+
+    def _values(self, frames: np.ndarray) -> np.ndarray:
+        """(F, P) unclipped values at ``frames``."""
+        rotations, translations, weights = self.bound.evaluate(frames)
+        values = np.zeros((len(frames), len(self.schema)))
+        index = {name: i for i, name in enumerate(self.schema.names)}
+        for name, sources in self._morph_sources.items():
+            if sources:
+                values[:, index[name]] = weights[:, sources].sum(axis=1)
+        if any(p.category in ("face_rotation", "body_rotation", "iris_rotation")
+               for p in self.schema.parameters):
+            self._rotations(rotations, translations, values, index)
+        return values
 
     def _rotations(self, rotations, translations, values, index) -> None:
         count = len(rotations)
@@ -187,4 +195,8 @@ def frame_numbers(last_frame: int, start: float | None = None, end: float | None
         raise ValueError(f"fps must be a positive number, got {fps}")
     step = 30.0 / fps
     count = int(math.floor((end - start) / step + 1e-9)) + 1
+    if count > MAX_FRAMES:
+        raise ValueError(f"frames {start:g}:{end:g} at {fps:g} fps are {count} frames, more "
+                         f"than {MAX_FRAMES} ({MAX_FRAMES / fps / 3600:.1f} hours); choose a "
+                         "shorter range with --frames")
     return start + step * np.arange(count)

@@ -87,7 +87,7 @@ class ClipJob:
 
     def settings(self, motion_sha: str, model_sha: str) -> dict:
         """What the output depends on: a rerun with other settings starts afresh."""
-        return {"motion": str(self.motion), "motion_sha256": motion_sha,
+        return {"motion_sha256": motion_sha,  # not the path: another spelling is the same
                 "model_id": self.entry.model_id, "model_sha256": model_sha,
                 "schema": self.schema, "frames": [float(f) for f in self.frames],
                 "fps": self.fps, "size": self.image_size, "camera": self.camera,
@@ -300,7 +300,8 @@ def _assemble(job: ClipJob, clip: ClipRenderer, settings: dict, parts: Path) -> 
             "format": CLIP_FORMAT, "format_version": CLIP_FORMAT_VERSION,
             "schema": job.schema, "parameters": json.dumps(list(clip.schema.names)),
             "model_id": job.entry.model_id, "model_sha256": settings["model_sha256"],
-            "motion": job.motion.name, "motion_sha256": settings["motion_sha256"],
+            "motion": job.motion.name, "motion_path": str(job.motion),
+            "motion_sha256": settings["motion_sha256"],
             "motion_model_name": clip.motion.model_name, "fps": job.fps,
             "camera_mode": job.camera, "renderer": json.dumps(settings["renderer"]),
             "rig": json.dumps(settings["rig"], ensure_ascii=False),

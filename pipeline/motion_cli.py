@@ -162,7 +162,7 @@ def write_track(path: Path, track: PoseTrack) -> None:
         writer = csv.writer(text, lineterminator="\n")
         writer.writerow(["frame", *track.schema.names])
         for frame, row in zip(track.frames, track.values, strict=True):
-            writer.writerow([f"{frame:g}", *(f"{v:.6g}" for v in row)])
+            writer.writerow([f"{frame:.10g}", *(f"{v + 0.0:.6g}" for v in row)])  # no -0
         with atomic_write(path, "w", encoding="utf-8", newline="") as f:
             f.write(text.getvalue())
     except OSError as error:

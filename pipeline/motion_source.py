@@ -89,26 +89,31 @@ def example_poses(config, entry, model, examples: int) -> np.ndarray:
             continue
         usable.append(MotionPoses(bound, schema, rig, config.body))
     if not usable:
-        raise PipelineError("none of the --motions files moves this model (no bone or morph "
-                            "names in common)")
+        names = sorted({n for f in config.motions
+                        for n in _load(f.path).bind(model).unmatched_bones})[:10]
+        raise PipelineError("none of the --motions files moves this model: no bone or morph "
+                            f"name in common (the motions' bones include {', '.join(names)})")
     chosen = np.zeros(examples, np.int64)
     frames = np.zeros(examples)
     for e in range(examples):
         rng = example_rng(config.seed, entry.model_id, e, purpose="motion")
         chosen[e] = rng.integers(len(usable))
         frames[e] = rng.integers(usable[chosen[e]].bound.motion.last_frame + 1)
-    poses = np.zeros((examples, len(schema)), np.float32)
+    poses = np.zeros((examples, len(schema)))
     for m, poser in enumerate(usable):
         rows = np.flatnonzero(chosen == m)
         if len(rows):
-            poses[rows] = poser.track(frames[rows]).values
+            poses[rows] = poser.track(frames[rows]).unclipped
     return _in_run_degrees(poses, schema, config.schema)
 
 
 def _in_run_degrees(poses: np.ndarray, schema, run_schema) -> np.ndarray:
-    """A THA1 run may turn the head by other than 15° at +-1: rescale and clip to it."""
+    """Unclipped values in the run's ranges: a THA1 run may turn the head by other than
+    15° at +-1 (rescaled first), then every value is clipped. (n, P) float32."""
     for i, (p, q) in enumerate(zip(schema.parameters, run_schema.parameters, strict=True)):
         degrees = getattr(q, "degrees", None)
         if p.degrees and degrees and degrees != p.degrees:
-            poses[:, i] = np.clip(poses[:, i] * p.degrees / degrees, p.low, p.high)
-    return poses
+            poses[:, i] *= p.degrees / degrees
+    low = np.array([p.low for p in schema.parameters])
+    high = np.array([p.high for p in schema.parameters])
+    return np.clip(poses, low, high).astype(np.float32)

@@ -380,3 +380,49 @@ def test_a_dataset_takes_its_poses_from_the_frames_of_real_motions(library, tmp_
         assert np.allclose(frames, np.round(frames), atol=1e-3)
         looks, tilts = looks + look.sum(), tilts + tilt.sum()
     assert looks > 5 and tilts > 5
+
+
+def test_long_motions_keep_exact_frame_numbers_and_absurd_ranges_are_refused(library,
+                                                                           tmp_path):
+    root, index = library
+    motion = tmp_path / "long.vmd"
+    motion.write_bytes(vmd_bytes("m", [BoneKey("頭", 0), BoneKey("頭", 12000, rotation=stored(
+        turn_about("y", 10.0)))]))
+    common = [motion, "--model-id", MODEL_ID, "--index", index, "--root", root]
+    result = run(main, ["motion2pose", *common, "--frames", "10000:10001", "--fps", 120,
+                        "-o", tmp_path / "t.csv"])
+    assert result.exit_code == 0, result.output
+    with open(tmp_path / "t.csv", encoding="utf-8") as f:
+        frames = [row["frame"] for row in csv.DictReader(f)]
+    assert frames == ["10000", "10000.25", "10000.5", "10000.75", "10001"]
+    for command, out in (("motion2pose", "t2.csv"), ("clip", "c.h5")):
+        result = run(main, [command, *common, "--frames", "0:1e10", "-o", tmp_path / out])
+        _one_error_line(result, "more than 1000000", "choose a shorter range with --frames")
+
+
+def test_a_stopped_clip_goes_on_whatever_the_motion_path_is_called(library, tmp_path,
+                                                                   gl_context,  # noqa: F811
+                                                                   monkeypatch):
+    root, index = library
+    entry = entry_of(index)
+    (tmp_path / "m").mkdir()
+    motion = tmp_path / "m" / "face.vmd"
+    motion.write_bytes(expression_motion(entry))
+    out = tmp_path / "clip.h5"
+
+    def job(path):
+        return ClipJob(motion=path, entry=entry, model_path=root / entry.path,
+                       models_root=root, out=out, frames=tuple(range(8)), size=32)
+
+    from pipeline import clips
+
+    monkeypatch.setattr(clips, "CHUNK_FRAMES", 4)
+
+    def stop(_):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        render_clip(job(motion), progress=stop)
+    monkeypatch.chdir(tmp_path / "m")
+    again = render_clip(job(Path("face.vmd")))  # relative, where the first was absolute
+    assert again.resumed == 4

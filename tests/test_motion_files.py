@@ -198,18 +198,64 @@ def test_damaged_motions_say_what_is_wrong(tmp_path, damage, reason):
 
 def test_a_non_finite_key_is_refused(tmp_path):
     data = vmd_bytes("m", [BoneKey("頭", 0, rotation=(0.0, float("nan"), 0.0, 1.0))])
-    with pytest.raises(MotionError, match="non-finite"):
+    with pytest.raises(MotionError, match=r"holds \[0, nan, 0, 1\]: not finite"):
         Motion.load(write(tmp_path, data))
 
 
-def test_an_oversized_file_is_refused_before_it_is_read(tmp_path):
+def test_an_oversized_file_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    import pathlib
+
+    import mmdrender.files
+
     path = tmp_path / "huge.vmd"
     with open(path, "wb") as f:  # sparse: no disk used
         f.write(vmd_bytes("m", [BoneKey("頭", 0)]))
         f.truncate(MAX_MOTION_BYTES + 1)
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("the file was opened for reading before its size was checked")
+
+    monkeypatch.setattr(mmdrender.files, "open", no_reading, raising=False)
+    monkeypatch.setattr(pathlib.Path, "read_bytes", no_reading)
     with pytest.raises(MotionError, match="MiB, more than any motion"):
         Motion.load(path)
     assert os.stat(path).st_size > MAX_MOTION_BYTES
+
+
+@pytest.mark.parametrize("key, words", [
+    (BoneKey("頭", 0xFFFFFFFF), "at frame 4294967295, beyond any real motion"),
+    (BoneKey("頭", 0, position=(3e38, 0.0, 0.0)), "beyond any real motion (|value| <= 1e+06)"),
+    (MorphKey("あ", 0, -3e38), "morph keyframe 0 holds [-3e+38]"),
+])
+def test_numbers_no_real_motion_holds_are_refused(tmp_path, key, words):
+    data = vmd_bytes("m", [key] if isinstance(key, BoneKey) else [],
+                     [key] if isinstance(key, MorphKey) else [])
+    with pytest.raises(MotionError) as error:
+        Motion.load(write(tmp_path, data))
+    assert words in str(error.value)
+
+
+def test_damage_after_the_morph_keys_leaves_the_motion_usable(tmp_path):
+    """The camera, light, shadow and IK sections are not used; other readers skip them."""
+    good = vmd_bytes("m", [BoneKey("頭", 0), BoneKey("頭", 9)], [MorphKey("あ", 3, 0.5)],
+                     tail=False)
+    for tail in (b"\x01\x02", b"\xff\xff\xff\xff", b"\x00" * 12 + b"\x05\x00\x00\x00"):
+        motion = Motion.load(write(tmp_path, good + tail))
+        assert (len(motion.bones), len(motion.morphs), motion.last_frame) == (2, 1, 9)
+
+
+def test_pose_files_in_utf8_without_a_count_or_with_old_mac_lines_read(tmp_path):
+    bones = [BoneKey("センター", 0, (0.0, 1.0, 0.0)), BoneKey("頭", 0)]
+    text = vpd_text("m.pmx", bones, [MorphKey("まばたき", 0, 0.0)]).decode("cp932")
+    utf8 = text.encode("utf-8")  # センター and 頭 in UTF-8 are valid (other) cp932 text
+    no_count = text.replace("\r\n2;\r\n", "\r\n").encode("cp932")
+    old_mac = text.replace("\r\n", "\r").encode("cp932")
+    for data in (utf8, no_count, old_mac):
+        motion = Motion.load(write(tmp_path, data, "p.vpd"))
+        bound = motion.bind(FakeModel(["頭", "センター"], ["まばたき"]))
+        assert bound.unmatched_bones == [] and bound.matched_morphs == ["まばたき"]
+        _, translations, _ = bound.evaluate([0])
+        assert translations[0, 1].tolist() == [0.0, 1.0, 0.0]
 
 
 def test_the_shared_motion_and_pose_load():

@@ -46,6 +46,11 @@ MORPH_KEY = np.dtype([("name", f"S{NAME_BYTES}"), ("frame", "<u4"), ("weight", "
 _CAMERA_KEY_BYTES = 4 + 4 + 12 + 12 + 24 + 4 + 1
 _LIGHT_KEY_BYTES = 4 + 12 + 12
 _SHADOW_KEY_BYTES = 4 + 1 + 4
+# Beyond these a value is damage, not motion (MMD units are about 8 cm; a day is 2.6M frames).
+MAX_POSITION = 1e6
+MAX_QUATERNION = 1e3  # stored unnormalised by some tools, but never wildly so
+MAX_WEIGHT = 1e3
+MAX_FRAME = 30 * 3600 * 24
 
 
 @dataclass(frozen=True)
@@ -81,9 +86,14 @@ class RawMotion:
 
 
 def decode_name(raw: bytes) -> str:
-    """A stored name as text; a character cut at the 15-byte limit is dropped."""
-    text = raw.decode(_ENCODING, errors="ignore")
-    return text
+    """A stored name as text; a character cut at the 15-byte limit is dropped, and bytes
+    that are not Shift-JIS show as escapes."""
+    for candidate in (raw, raw[:-1]):
+        try:
+            return candidate.decode(_ENCODING)
+        except UnicodeDecodeError:
+            continue
+    return raw.decode(_ENCODING, errors="backslashreplace")
 
 
 def encode_name(name: str, size: int = NAME_BYTES) -> bytes:
@@ -153,24 +163,13 @@ def read_vmd(data: bytes) -> RawMotion:
     model_name = decode_name(cursor.take(name_bytes, "model name").split(b"\0", 1)[0])
     bone_keys = cursor.records(BONE_KEY, "bone keyframe")
     morph_keys = cursor.records(MORPH_KEY, "morph keyframe")
-    other = {}
-    for section, size in (("camera", _CAMERA_KEY_BYTES), ("light", _LIGHT_KEY_BYTES),
-                          ("self_shadow", _SHADOW_KEY_BYTES)):
-        number = cursor.count(size, f"{section} keyframe")
-        if number is None:
-            break
-        cursor.take(number * size, f"{section} keyframe")
-        other[section] = number
-    else:
-        other["ik"] = _skip_ik(cursor)
-    for name, values in (("bone", bone_keys["position"]), ("bone", bone_keys["rotation"]),
-                         ("morph", morph_keys["weight"])):
-        bad = ~np.isfinite(values).reshape(len(values), -1).all(axis=1) if len(values) \
-            else np.zeros(0, bool)
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise FormatError(f"{name} keyframe {row} holds a non-finite number (NaN or "
-                              "infinity); the file is damaged")
+    other = _other_sections(cursor)
+    _check_values(bone_keys["position"], bone_keys["rotation"], morph_keys["weight"])
+    frames = np.concatenate([bone_keys["frame"], morph_keys["frame"]]).astype(np.int64)
+    if len(frames) and frames.max() > MAX_FRAME:
+        raise FormatError(f"a keyframe is at frame {int(frames.max())}, beyond any real motion "
+                          f"(frame {MAX_FRAME}, {MAX_FRAME / 30 / 3600:.0f} hours, at most); "
+                          "the file is damaged")
     curves = bone_keys["curves"].reshape(-1, 4, 16)[:, :, 0::4]  # row c, bytes 0 4 8 12
     bones = _tracks(bone_keys["name"], bone_keys["frame"],
                     positions=bone_keys["position"].astype(np.float32),
@@ -179,6 +178,41 @@ def read_vmd(data: bytes) -> RawMotion:
     morphs = _tracks(morph_keys["name"], morph_keys["frame"],
                      weights=morph_keys["weight"].astype(np.float32))
     return RawMotion("vmd", model_name, bones, morphs, other)
+
+
+def _check_values(positions, rotations, weights) -> None:
+    """Refuse keys holding NaN, infinity or numbers no real motion has."""
+    for name, values, largest in (("bone", positions, MAX_POSITION),
+                                  ("bone", rotations, MAX_QUATERNION),
+                                  ("morph", weights, MAX_WEIGHT)):
+        if not len(values):
+            continue
+        flat = np.asarray(values, np.float64).reshape(len(values), -1)
+        bad = ~(np.abs(flat) <= largest).all(axis=1)  # NaN fails too
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            shown = ", ".join(f"{v:g}" for v in flat[row])
+            raise FormatError(f"{name} keyframe {row} holds [{shown}]: not finite, "
+                              f"or beyond any real motion (|value| <= {largest:g}); the file "
+                              "is damaged")
+
+
+def _other_sections(cursor: _Cursor) -> dict:
+    """Key counts of the camera, light, self-shadow and IK sections, which are not used:
+    a damaged or cut one ends the reading there (as MMD's other readers do), noted."""
+    other = {}
+    try:
+        for section, size in (("camera", _CAMERA_KEY_BYTES), ("light", _LIGHT_KEY_BYTES),
+                              ("self_shadow", _SHADOW_KEY_BYTES)):
+            number = cursor.count(size, f"{section} keyframe")
+            if number is None:
+                return other
+            cursor.take(number * size, f"{section} keyframe")
+            other[section] = number
+        other["ik"] = _skip_ik(cursor)
+    except FormatError as error:
+        other["unreadable"] = str(error)
+    return other
 
 
 def _skip_ik(cursor: _Cursor) -> int | None:
@@ -201,21 +235,20 @@ def _tracks(names: np.ndarray, frames: np.ndarray, **values) -> Tracks:
     return Tracks(tuple(order), track, frames.astype(np.int64), values)
 
 
-_VPD_BONE = re.compile(r"Bone\d*\{(?P<name>[^\r\n]*)\s+(?P<pos>[^;]*);[^\n]*\n\s*(?P<rot>[^;]*);",
-                       re.MULTILINE)
-_VPD_MORPH = re.compile(r"Morph\d*\{(?P<name>[^\r\n]*)\s+(?P<weight>[^;]*);", re.MULTILINE)
+_VPD_BONE = re.compile(r"Bone\d*\{(?P<name>[^\n]*)\n\s*(?P<pos>[^;{}]*);\s*(?P<rot>[^;{}]*);")
+_VPD_MORPH = re.compile(r"Morph\d*\{(?P<name>[^\n]*)\n\s*(?P<weight>[^;{}]*);")
 
 
 def read_vpd(data: bytes) -> RawMotion:
     """Parse a VPD pose: one frame (0) of bone and morph keys."""
-    try:
-        text = data.decode(_ENCODING)
+    try:  # Shift-JIS Japanese is almost never valid UTF-8; the reverse is often valid cp932
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         try:
-            text = data.decode("utf-8")
+            text = data.decode(_ENCODING)
         except UnicodeDecodeError:
             raise FormatError("not a VPD pose: the text is neither Shift-JIS nor UTF-8") from None
-    text = re.sub(r"//[^\n]*", "", text.replace("\r\n", "\n"))
+    text = re.sub(r"//[^\n]*", "", text.replace("\r\n", "\n").replace("\r", "\n"))
     if not text.lstrip("\ufeff").startswith(VPD_SIGNATURE):
         raise FormatError(f"not a VPD pose: the first line is not {VPD_SIGNATURE!r}")
     lines = [line.strip() for line in text.splitlines() if line.strip()]
@@ -229,7 +262,8 @@ def read_vpd(data: bytes) -> RawMotion:
     for match in _VPD_MORPH.finditer(text):
         morph_names.append(match["name"].strip())
         weights.append(_numbers(match["weight"], 1, f"morph {match['name'].strip()!r}")[0])
-    declared = re.search(r"^\s*(\d+)\s*;", text.split(VPD_SIGNATURE, 1)[1], re.MULTILINE)
+    header = re.split(r"(?:Bone|Morph)\d*\{", text.split(VPD_SIGNATURE, 1)[1], maxsplit=1)[0]
+    declared = re.search(r"^\s*(\d+)\s*;", header, re.MULTILINE)
     if declared and int(declared[1]) != len(names):
         raise FormatError(f"the pose declares {declared[1]} bones but holds {len(names)} "
                           "readable Bone{...} blocks (truncated or damaged)")
@@ -238,6 +272,8 @@ def read_vpd(data: bytes) -> RawMotion:
         return np.array([v.encode(_ENCODING, errors="replace") for v in values],
                         dtype=object)
 
+    _check_values(np.array(positions, np.float64).reshape(-1, 3),
+                  np.array(rotations, np.float64).reshape(-1, 4), np.array(weights, np.float64))
     bones = _tracks(raw(names), np.zeros(len(names), np.int64),
                     positions=np.array(positions, np.float32).reshape(-1, 3),
                     rotations=np.array(rotations, np.float32).reshape(-1, 4),
