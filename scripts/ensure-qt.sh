@@ -8,10 +8,5 @@ pkgs="$("$py" -m annotate.qt_libraries)" || exit 0
 if [ -z "$pkgs" ]; then
   exit 0
 fi
-if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  echo "Installing the X11 libraries Qt's window needs: $pkgs"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $pkgs >/dev/null
-else
-  echo "note: the annotation window needs system libraries that are missing." >&2
-  echo "      install them with: sudo apt-get install $pkgs" >&2
-fi
+# shellcheck disable=SC2086  # one word per package
+exec "$(dirname "$0")/install-packages.sh" "the X11 libraries the annotation window needs" $pkgs
