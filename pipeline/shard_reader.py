@@ -209,6 +209,14 @@ class Dataset:
         return np.concatenate(tables) if tables else \
             np.zeros((0, len(self.schema.parameters)), dtype=np.float32)
 
+    def model_ids(self) -> list[str]:
+        """The model_id of every example, in example order, without reading any image."""
+        ids = []
+        for shard in self._shards:
+            _, rows, _, names, _ = shard.tables()
+            ids += [names[r] for r in rows]
+        return ids
+
     def models(self) -> list[ShardModel]:
         """The model tables of all shards, in order."""
         return [entry for s in self._shards for entry in read_models(s.file())]

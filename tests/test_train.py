@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -676,10 +677,50 @@ def test_eval_scores_each_output_against_the_ground_truth(dataset, rotator_run):
     candidates = [*expected.values(), scores(source)]
     assert len({round(c["rmse"], 6) for c in candidates}) == 3
     assert len({round(c["ssim"], 6) for c in candidates}) == 3
+    # Beside every figure, the identity baseline: the input image taken as the output.
+    base = scores(source)
+    assert (metrics["baseline"]["rmse"], metrics["baseline"]["ssim"]) == \
+        (pytest.approx(base["rmse"], abs=1e-9), pytest.approx(base["ssim"], abs=1e-9))
+    a, b, t = unit(outputs[1]), unit(source), unit(target)
+    per_example = (np.sqrt(((a - t) ** 2).mean(axis=(1, 2, 3))),
+                   np.sqrt(((b - t) ** 2).mean(axis=(1, 2, 3))))
+    assert metrics["beats_baseline"] == pytest.approx((per_example[0] < per_example[1]).mean())
+    ids = open_dataset(dataset).split("test").model_ids()
+    assert sorted(metrics["per_model"]) == sorted(set(ids))
+    for model_id, figures in metrics["per_model"].items():
+        mine = np.array(ids) == model_id
+        assert figures["examples"] == mine.sum()
+        assert figures["baseline_rmse"] == pytest.approx(per_example[1][mine].mean(), abs=1e-9)
+    assert set(metrics["far_from_rest"]) == {"large_rotations"}  # the rotator's parameters
     grid = Image.open(rotator_run / "eval_grid.png")
-    assert grid.size == (metrics["examples"] * SIZE, 4 * SIZE)  # input, 2 outputs, truth
+    rows = metrics["grid"]["examples"]
+    assert metrics["grid"]["columns"] == ["input", "color_changed", "resampled", "ground truth"]
+    assert len(rows) == min(8, metrics["examples"]) and len(set(rows)) == len(rows)
+    assert len({ids[i] for i in rows}) == min(len(set(ids)), len(rows))  # across models
+    # enlarged: each of the 4 columns is at least 160 pixels wide, each row as tall
+    assert grid.size[0] >= 4 * 160 and grid.size[1] >= len(rows) * 160
     result = cli("eval", "--data", dataset, "--run", rotator_run, "--split", "nope")
     assert result.exit_code == 1 and "has no split 'nope'" in result.output
+
+
+def test_the_grid_spreads_over_models_and_starts_with_each_models_extremes():
+    from pipeline.train.evaluate import face_crop, far_from_rest, grid_examples
+
+    ids = ["a"] * 4 + ["b"] * 3 + ["c"]
+    poses = np.array([[0.1], [0.9], [0.5], [0.0], [-1.0], [0.2], [0.3], [0.4]])
+    assert grid_examples(ids, poses, 8) == [1, 4, 7, 3, 5, 2, 6, 0]
+    assert grid_examples(ids, poses, 3) == [1, 4, 7]
+    tha1 = np.array([[1.0, 0.0, 1.0], [0.0, 0.0, 0.1], [0.5, 0.6, 0.5]])
+    masks = far_from_rest("tha1", ("eye_left", "eye_right", "mouth"), tha1)
+    assert masks["eyes_closed"].tolist() == [True, False, False]
+    assert masks["mouth_closed"].tolist() == [False, True, False]
+    turns = far_from_rest("tha1", ("head_x", "head_y", "neck_z"),
+                          np.array([[0.1, -0.6, 0.0], [0.2, 0.3, 0.4]]))
+    assert turns["large_rotations"].tolist() == [True, False]
+    image = np.arange(64 * 64).reshape(64, 64)
+    assert face_crop(image, "head").shape == (48, 48) and face_crop(image, "head")[0, 0] == \
+        image[8, 8]
+    assert face_crop(np.zeros((512, 512)), "upper_body").shape == (192, 192)
 
 
 def test_eval_of_a_perfect_network_gives_rmse_0_and_ssim_1(dataset, tmp_path, monkeypatch):
@@ -698,3 +739,60 @@ def test_eval_of_a_perfect_network_gives_rmse_0_and_ssim_1(dataset, tmp_path, mo
     metrics = evaluate.evaluate_run(dataset, tmp_path, split="validation", batch_size=2)
     assert metrics["rmse"] == 0 and metrics["ssim"] == pytest.approx(1, abs=1e-12)
     assert (tmp_path / "eval_grid.png").is_file()
+
+
+TRAIN_ARGS = [a for a in SMALL_ARGS if a != "--quiet"]
+
+
+def test_training_reports_steps_and_the_baseline_in_plain_lines(dataset, tmp_path):
+    """Not a terminal (a log file, CI): whole lines, no carriage returns; every validation
+    loss has the identity baseline beside it, in the log and on screen."""
+    result = cli("train", "morpher", "--data", dataset, "--run", tmp_path, "--steps", 4,
+                 "--val-every", 2, "--val-batches", 1, *TRAIN_ARGS)
+    assert result.exit_code == 0, result.output
+    assert "\r" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert any(line.startswith("step 2: loss ") and "(output = input: " in line
+               for line in lines), lines
+    progress = [line for line in lines if line.startswith("training morpher: ")]
+    assert progress and progress[-1].startswith("training morpher: 4/4 step (100%)")
+    assert "loss " in progress[-1] and "examples_per_s " in progress[-1]
+    assert re.search(r"validation loss [\d.]+ \(output = input: [\d.]+\)", result.stdout)
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    validated = [r for r in log if "val_loss" in r]
+    assert [r["step"] for r in validated] == [2, 4]
+    assert all(np.isfinite(r["val_baseline"]) and r["val_baseline"] != r["val_loss"]
+               for r in validated)
+
+
+def test_training_without_a_validation_split_says_so_at_the_start(dataset, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(dataset, data)
+    manifest = json.loads((data / "manifest.json").read_text())
+    manifest["shards"] = [s for s in manifest["shards"] if s["split"] != "validation"]
+    manifest["splits"].pop("validation")
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    result = cli("train", "morpher", "--data", data, "--run", tmp_path / "run", "--steps", 1,
+                 *TRAIN_ARGS)
+    assert result.exit_code == 0, result.output
+    first = result.stderr.splitlines()[0]
+    assert "has no validation split: training without validation" in first
+    off = cli("train", "morpher", "--data", dataset, "--run", tmp_path / "run2", "--steps", 1,
+              "--val-every", 0, *TRAIN_ARGS)
+    assert "validation is off (--val-every 0)" in off.stderr
+
+
+def test_eval_prints_every_figure_beside_the_baseline(dataset, rotator_run):
+    result = cli("eval", "--data", dataset, "--run", rotator_run, "--batch-size", 2)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((rotator_run / "eval.json").read_text())
+    printed = json.loads(result.stdout.strip().splitlines()[-1])
+    assert printed["baseline_rmse"] == metrics["baseline"]["rmse"]
+    assert printed["beats_baseline"] == metrics["beats_baseline"]
+    lines = result.stderr.splitlines()
+    head = next(line for line in lines if line.startswith("rotator at step 1 on "))
+    assert f"RMSE {metrics['rmse']:.4f} (output = input: {metrics['baseline']['rmse']:.4f})" \
+        in head and f"on {metrics['beats_baseline']:.0%}" in head
+    assert any(line.startswith("  large rotations (") for line in lines)
+    for model_id in metrics["per_model"]:
+        assert any(line.startswith(f"  model {model_id} (") for line in lines)

@@ -108,7 +108,8 @@ def train_command(network, data, run_dir, device, steps, batch_size, image_size,
     if summary["loss"] is not None:
         message += f", loss {summary['loss']:.4f}"
     if summary["val_loss"] is not None:
-        message += f", validation loss {summary['val_loss']:.4f}"
+        message += (f", validation loss {summary['val_loss']:.4f} (output = input: "
+                    f"{summary['val_baseline']:.4f})")
     click.echo(message)
 
 
@@ -134,5 +135,37 @@ def eval_command(data, run_dir, split, device, batch_size, max_examples, workers
         result = evaluate_run(data, run_dir, split=split, device=device,
                               batch_size=batch_size, max_examples=max_examples,
                               workers=workers, progress=True)
-    click.echo(json.dumps({k: result[k] for k in ("network", "split", "examples", "step",
-                                                  "rmse", "ssim")}))
+    for line in eval_summary(result):
+        click.echo(line, err=True)
+    click.echo(f"wrote {run_dir / 'eval.json'} and {run_dir / 'eval_grid.png'}", err=True)
+    click.echo(json.dumps({**{k: result[k] for k in ("network", "split", "examples", "step",
+                                                     "rmse", "ssim", "beats_baseline")},
+                           "baseline_rmse": result["baseline"]["rmse"],
+                           "baseline_ssim": result["baseline"]["ssim"]}))
+
+
+MODELS_LISTED = 10  # per-model lines in the eval summary (all are in eval.json)
+
+
+def eval_summary(result: dict) -> list[str]:
+    """What a person reads after `pipeline eval`: every figure beside output = input."""
+    def figures(f: dict) -> str:
+        return (f"RMSE {f['rmse']:.4f} (output = input: {f['baseline_rmse']:.4f}), SSIM "
+                f"{f['ssim']:.3f} ({f['baseline_ssim']:.3f}), better than output = input on "
+                f"{f['beats_baseline']:.0%}")
+
+    overall = {"rmse": result["rmse"], "ssim": result["ssim"],
+               "baseline_rmse": result["baseline"]["rmse"],
+               "baseline_ssim": result["baseline"]["ssim"],
+               "beats_baseline": result["beats_baseline"]}
+    lines = [f"{result['network']} at step {result['step']} on {result['examples']} "
+             f"{result['split']} examples: {figures(overall)}"]
+    for name, f in result["far_from_rest"].items():
+        lines.append(f"  {name.replace('_', ' ')} ({f['examples']} examples): "
+                     + (figures(f) if f["examples"] else "none in this split"))
+    ranked = sorted(result["per_model"].items(), key=lambda item: item[1]["beats_baseline"])
+    for model_id, f in ranked[:MODELS_LISTED]:
+        lines.append(f"  model {model_id} ({f['examples']} examples): {figures(f)}")
+    if len(ranked) > MODELS_LISTED:
+        lines.append(f"  ... {len(ranked) - MODELS_LISTED} more models in eval.json")
+    return lines

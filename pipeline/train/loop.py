@@ -53,6 +53,7 @@ from torch.utils.data import DataLoader, Subset
 
 from pipeline.atomic import atomic_write
 from pipeline.errors import PipelineError
+from pipeline.progress import progress_bar
 from pipeline.shard_reader import open_dataset
 from pipeline.train.data import EpochOrder, TripleDataset
 from pipeline.train.nets import build
@@ -541,8 +542,10 @@ def validation_indices(n: int, k: int) -> list[int]:
 @torch.no_grad()
 def validate(network: str, model: nn.Module, data: TripleDataset, config: RunConfig,
              device: torch.device, rotator: nn.Module | None,
-             perceptual: PerceptualLoss | None) -> float:
-    """Mean loss per example, in eval mode, over ``val_batches`` batches' worth of ``data``.
+             perceptual: PerceptualLoss | None) -> tuple[float, float]:
+    """Mean loss per example, in eval mode, over ``val_batches`` batches' worth of ``data``,
+    and the same loss of the identity baseline (output = the input image), which a network
+    that learned nothing scores: a loss means something only beside it.
 
     The examples are :func:`validation_indices`: the same at every validation.
     """
@@ -551,13 +554,14 @@ def validate(network: str, model: nn.Module, data: TripleDataset, config: RunCon
     indices = validation_indices(len(data), config.val_batches * config.batch_size)
     loader = DataLoader(Subset(data, indices), batch_size=config.batch_size, shuffle=False,
                         num_workers=config.workers)
-    total = 0.0
+    total = baseline = 0.0
     for batch in batches_of(loader):
         source, pose, target = (batch[k].to(device) for k in ("source", "pose", "target"))
         loss = loss_of(forward(network, model, source, pose, rotator), target, perceptual)
         total += float(loss) * len(source)
+        baseline += float(loss_of((source,), target, perceptual)) * len(source)
     model.train(was_training)
-    return total / len(indices)
+    return total / len(indices), baseline / len(indices)
 
 
 # --- the loop ------------------------------------------------------------------------------
@@ -589,6 +593,12 @@ def train(run_dir: str | os.PathLike, config: RunConfig, model_config: dict | No
     val_data = None
     if config.val_every and "validation" in open_dataset(config.data).splits:
         val_data = TripleDataset(config.data, "validation", network)
+    elif progress and config.val_every:
+        print(f"note: {config.data} has no validation split: training without validation "
+              "(no validation loss in the log); `pipeline split` gives it one",
+              file=sys.stderr)
+    elif progress:
+        print("note: validation is off (--val-every 0)", file=sys.stderr)
     model_config = {"image_size": data.image_size, "pose_size": data.pose_size,
                     "pose_schema": data.schema_name, **(model_config or {})}
     if model_config["image_size"] != data.image_size:
@@ -621,12 +631,10 @@ def train(run_dir: str | os.PathLike, config: RunConfig, model_config: dict | No
                         pin_memory=dev.type == "cuda",
                         generator=torch.Generator().manual_seed(config.seed),
                         persistent_workers=False)
-    from tqdm import tqdm
-
-    bar = tqdm(total=config.steps * b, initial=step * b, unit="ex", desc=f"training {network}",
-               file=sys.stderr, dynamic_ncols=True, disable=not progress)
+    bar = progress_bar(config.steps, initial=step, unit="step", desc=f"training {network}",
+                       disable=not progress)
     summary = {"network": network, "start_step": step, "step": step, "loss": None,
-               "val_loss": None}
+               "val_loss": None, "val_baseline": None}
     running, count, since = 0.0, 0, time.perf_counter()
     saved = step  # the step of the checkpoint on disk
 
@@ -635,11 +643,13 @@ def train(run_dir: str | os.PathLike, config: RunConfig, model_config: dict | No
         record = {"step": step, "loss": running / count,
                   "examples_per_s": count * b / (time.perf_counter() - since)}
         if validating:
-            record["val_loss"] = validate(network, model, val_data, config, dev, rotator,
-                                          perceptual)
-            summary["val_loss"] = record["val_loss"]
-            bar.write(f"step {step}: loss {record['loss']:.4f}, "
-                      f"validation {record['val_loss']:.4f}", file=sys.stderr)
+            record["val_loss"], record["val_baseline"] = validate(
+                network, model, val_data, config, dev, rotator, perceptual)
+            summary["val_loss"], summary["val_baseline"] = record["val_loss"], \
+                record["val_baseline"]
+            bar.write(f"step {step}: loss {record['loss']:.4f}, validation "
+                      f"{record['val_loss']:.4f} (output = input: "
+                      f"{record['val_baseline']:.4f})", file=sys.stderr)
         if saving:
             save_checkpoint(run_dir, network=network, model_config=model_config, run=config,
                             step=step, model=model, optimizer=optimizer, device=dev,
@@ -670,8 +680,9 @@ def train(run_dir: str | os.PathLike, config: RunConfig, model_config: dict | No
                 value = loss.item()
                 running, count = running + value, count + 1
                 summary.update(step=step, loss=value)
-                bar.update(b)
-                bar.set_postfix(loss=f"{value:.4f}", refresh=False)
+                bar.update(1)
+                bar.set_postfix(loss=f"{value:.4f}", refresh=False,
+                                examples_per_s=f"{count * b / (time.perf_counter() - since):.3g}")
                 validating = bool(config.val_every) and val_data is not None \
                     and step % config.val_every == 0
                 saving = step % config.checkpoint_every == 0 or step == config.steps
