@@ -251,7 +251,8 @@ def apply_proposal(entry, proposal: Proposal):
     """``entry`` (a :class:`pipeline.index.ModelEntry`) with the proposal written in.
 
     The schema's fields, and a notes line ``auto: field confidence, ...;
-    proposal <stamp>``; status_reason is cleared (the model loaded). Columns
+    proposal <stamp>``; status_reason says what a dataset needs that could not be
+    proposed (:func:`unproposed`), else it is cleared (the model loaded). Columns
     the proposal's schema does not cover keep their values. A row that is not
     :func:`refreshable` (confirmed, rejected, or edited since the last
     proposal) is returned unchanged.
@@ -259,5 +260,25 @@ def apply_proposal(entry, proposal: Proposal):
     if not refreshable(entry):
         return entry
     values = {name: proposal.fields[name].value for name in SCHEMA_FIELDS[proposal.schema]}
-    filled = replace(entry, status_reason="", **values)
+    filled = replace(entry, **values)
+    gaps = unproposed(filled)
+    reason = f"{PROPOSED_WITHOUT} {', '.join(gaps)}: set by hand in the review window" \
+        if gaps else ""
+    filled = replace(filled, status_reason=reason)
     return replace(filled, notes=f"{proposal.notes()}; proposal {values_stamp(filled)}")
+
+
+PROPOSED_WITHOUT = "proposed without"
+
+
+def unproposed(entry) -> list[str]:
+    """What a dataset needs of a row that it does not hold: head bounds, a mouth-open
+    morph, eye morphs (both one-eye winks, or a both-eyes one)."""
+    gaps = []
+    if entry.head_top_y is None or entry.head_bottom_y is None:
+        gaps.append("head bounds")
+    if not entry.mouth_open:
+        gaps.append("a mouth-open morph")
+    if not (entry.wink_left and entry.wink_right) and not entry.wink_both:
+        gaps.append("eye morphs")
+    return gaps

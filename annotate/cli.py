@@ -124,7 +124,7 @@ def scan(index_path: Path, root: Path | None, schema: str):
     is listed on stderr; the scan goes on. Proposals are saved every few
     seconds, at the end, and when interrupted (Ctrl+C).
     """
-    from annotate.auto import ALL_FIELDS, apply_proposal, refreshable
+    from annotate.auto import ALL_FIELDS, PROPOSED_WITHOUT, apply_proposal, refreshable
 
     writes = ("status_reason", "notes", *ALL_FIELDS)
 
@@ -134,6 +134,7 @@ def scan(index_path: Path, root: Path | None, schema: str):
     edited = sum(entry.status == "auto" and not refreshable(entry) for entry in entries)
     pending: dict[str, tuple] = {}  # model_id -> (row as read, row with the proposal)
     failures: list[str] = []
+    incomplete: list[str] = []  # rows proposed without something a dataset needs
     kept: list[str] = []  # rows a person changed while the scan ran: left as they are
 
     def save() -> None:
@@ -175,6 +176,8 @@ def scan(index_path: Path, root: Path | None, schema: str):
                     new = replace(entry, status_reason=reason)
                 if new != entry:
                     pending[entry.model_id] = (entry, new)
+                if new.status_reason.startswith(PROPOSED_WITHOUT):
+                    incomplete.append(f"incomplete {entry.model_id}: {new.status_reason}")
                 done += 1
                 if time.monotonic() - last_save >= SAVE_EVERY_S:
                     save()
@@ -183,7 +186,7 @@ def scan(index_path: Path, root: Path | None, schema: str):
         interrupted = True
     finally:
         save()  # at the end, on Ctrl+C, and on any error: no proposal made is lost
-        for line in failures:
+        for line in failures + incomplete:
             click.echo(line, err=True)
     if interrupted:
         raise PipelineError(f"interrupted after {done} of {len(todo)} model(s); the "
@@ -191,7 +194,8 @@ def scan(index_path: Path, root: Path | None, schema: str):
     if kept:
         click.echo(f"not proposed, as they were edited while the scan ran (scan again to "
                    f"propose them): {', '.join(kept)}", err=True)
-    click.echo(f"{index_path}: proposed {done - len(failures) - len(kept)} auto row(s), "
+    click.echo(f"{index_path}: proposed {done - len(failures) - len(kept)} auto row(s) "
+               f"({len(incomplete)} incomplete: see their status_reason), "
                f"{len(failures)} failed, {edited} edited by hand and kept, "
                f"{sum(e.status != 'auto' for e in entries)} confirmed/rejected left alone"
                + (f", {len(kept)} edited meanwhile and kept" if kept else ""))

@@ -32,6 +32,7 @@ from pipeline.splits import (
     DEFAULT_FRACTIONS,
     DEFAULT_SEED,
     assign_splits,
+    parse_assignments,
     parse_fractions,
     split_counts,
 )
@@ -76,9 +77,12 @@ main.add_command(eval_command)
 @click.option("--keep-duplicates", is_flag=True,
               help="Index a file even when the same bytes are already indexed under another "
                    "path (split keeps such copies in one split).")
+@click.option("--exclude", "exclude", multiple=True, metavar="PATTERN",
+              help="Leave out files whose path below the models root, or a folder on it, "
+                   "matches this glob (repeatable): --exclude _robustness --exclude '*/old/*'.")
 @reports_errors
 def scan(folder: Path, index_path: Path, root: Path | None, update_changed: bool,
-         keep_duplicates: bool):
+         keep_duplicates: bool, exclude: tuple[str, ...]):
     """Add every .pmx/.pmd under DIR that the index lacks (status auto).
 
     The source of a model (what splits group by) is the first folder below
@@ -102,7 +106,7 @@ def scan(folder: Path, index_path: Path, root: Path | None, update_changed: bool
         return click.progressbar(items, label="hashing model files", file=sys.stderr)
 
     result = scan_index(index_path, folder, root, update_changed=update_changed,
-                        keep_duplicates=keep_duplicates, progress=progress)
+                        keep_duplicates=keep_duplicates, progress=progress, exclude=exclude)
     for name, reason in result.skipped:
         click.echo(f"skipped {name}: {reason}", err=True)
     for path, original in result.copies:
@@ -122,6 +126,8 @@ def scan(folder: Path, index_path: Path, root: Path | None, update_changed: bool
         summary += f", {len(result.copies)} duplicate file(s) skipped"
     if result.skipped:
         summary += f", {len(result.skipped)} file(s) skipped"
+    if exclude:
+        summary += f", {result.excluded} file(s) excluded"
     click.echo(f"{index_path}: {summary}; paths are relative to {root} (pass it as the "
                f"models root, e.g. THA_MODELS_ROOT={root})")
     if result.skipped:
@@ -137,8 +143,16 @@ def scan(folder: Path, index_path: Path, root: Path | None, update_changed: bool
               help="Decides which sources go where; the same seed gives the same splits.")
 @click.option("--reassign", is_flag=True,
               help="Assign every row anew, ignoring splits already in the index.")
+@click.option("--assign", "assign_items", multiple=True, metavar="SPLIT=PATTERN,...",
+              help="Put the sources (or models' sources) whose name or model_id matches a "
+                   "glob in SPLIT, before the fractions share out the rest (repeatable): "
+                   "--assign validation=mokou --assign test='haku*'.")
+@click.option("--every-split", is_flag=True,
+              help="Give every split with a share at least one source first (its smallest): "
+                   "for libraries of few sources.")
 @reports_errors
-def split(index_path: Path, fractions: str, seed: int, reassign: bool):
+def split(index_path: Path, fractions: str, seed: int, reassign: bool,
+          assign_items: tuple[str, ...], every_split: bool):
     """Assign train/validation/test by source, so no source spans two splits.
 
     Sources holding byte-identical files (same sha256) count as one and share
@@ -146,11 +160,13 @@ def split(index_path: Path, fractions: str, seed: int, reassign: bool):
     unless --reassign.
     """
     targets = parse_fractions(fractions)
+    assignments = parse_assignments(assign_items)
     before = []
 
     def assign(entries):
         before.extend(entries)
-        return assign_splits(entries, targets, seed=seed, reassign=reassign)
+        return assign_splits(entries, targets, seed=seed, reassign=reassign,
+                             assignments=assignments, every_split=every_split)
 
     result = modify_index(index_path, assign)
     for group in duplicate_files(result):
@@ -167,8 +183,9 @@ def split(index_path: Path, fractions: str, seed: int, reassign: bool):
         if share > 0 and counts[name].models == 0:
             click.echo(f"warning: the {name} split got no model: splits are made of whole "
                        f"sources (the first folders below the models root), and {sources} "
-                       f"source(s) cannot give {name} a share of {share:g}; add sources or "
-                       "change --fractions", err=True)
+                       f"source(s) cannot give {name} a share of {share:g}; add sources, "
+                       "pass --every-split, --assign sources to it, or change --fractions",
+                       err=True)
 
 
 def echo_counts(entries) -> None:

@@ -42,6 +42,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import fcntl
+import fnmatch
 import hashlib
 import io
 import math
@@ -684,18 +685,34 @@ class ScanResult:
     copies: (path, indexed row with the same bytes) for files found again
     under another path: skipped, or added too with ``keep_duplicates``.
     skipped: (file name as repr or path, reason) for files that cannot be indexed.
+    excluded: files an exclude pattern left out.
     """
 
     added: list[ModelEntry] = field(default_factory=list)
     changed: list[tuple[ModelEntry, ModelEntry]] = field(default_factory=list)
+    excluded: int = 0  # files left out by an exclude pattern
     present: int = 0
     copies: list[tuple[str, ModelEntry]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
+def excluded(relative: str, patterns: Sequence[str]) -> str | None:
+    """The first of ``patterns`` (globs) that leaves out the file at index path ``relative``:
+    matched against the whole path or any folder on it (``_robustness`` or ``*/old/*``)."""
+    parts = PurePosixPath(relative).parts
+    prefixes = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    for pattern in patterns:
+        pattern = pattern.strip("/")
+        if any(fnmatch.fnmatchcase(text, pattern) for text in prefixes) or \
+                any(fnmatch.fnmatchcase(part, pattern) for part in parts[:-1]):
+            return pattern
+    return None
+
+
 def scan_index(index_path: str | os.PathLike, folder: str | os.PathLike,
                root: str | os.PathLike, *, update_changed: bool = False,
-               keep_duplicates: bool = False, progress=None) -> ScanResult:
+               keep_duplicates: bool = False, progress=None,
+               exclude: Sequence[str] = ()) -> ScanResult:
     """Add the model files under ``folder`` that the index lacks; write the index.
 
     Paths are relative to ``root``, which must contain ``folder``. A file that
@@ -705,6 +722,7 @@ def scan_index(index_path: str | os.PathLike, folder: str | os.PathLike,
     new one) is left out unless ``keep_duplicates``. ``update_changed``
     re-hashes files already indexed: a row whose sha256 differs gets the new
     hash, status auto and a note (its annotation may no longer fit).
+    Files ``excluded`` by a pattern of ``exclude`` are left out (counted).
     Existing rows are kept byte for byte unless a row changed. Hashing runs
     before the index is locked; the rows are worked out from the index as it
     is when the lock is held. ``progress`` wraps the list of files to hash.
@@ -722,6 +740,9 @@ def scan_index(index_path: str | os.PathLike, folder: str | os.PathLike,
     todo = []
     for file in find_model_files(folder, unlistable):
         relative = relative_model_path(file, root)
+        if exclude and excluded(relative, exclude):
+            result.excluded += 1
+            continue
         problem = _file_name_problem(relative)
         if problem:
             result.skipped.append((repr(relative), problem))

@@ -12,11 +12,14 @@ the SHA-256 of ``"<seed>:<group>"`` (the group named by its smallest source
 key; random-looking but the same on every machine) and each goes, whole, to
 the split whose model count is furthest below its target ``fraction ×
 models``; ties go to the earlier split in train, validation, test. Splits
-whose fraction is 0 receive nothing.
+whose fraction is 0 receive nothing. Before all this, ``--assign`` patterns
+may put chosen sources in chosen splits, and ``--every-split`` gives each split
+with a share one source first, for libraries of few sources.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import math
 from collections import Counter, defaultdict
@@ -84,11 +87,49 @@ def split_groups(entries: Sequence[ModelEntry]) -> dict[str, str]:
     return {key: find(key) for key in parent}
 
 
+def parse_assignments(items: Sequence[str]) -> list[tuple[str, str]]:
+    """``["validation=mokou,neru*", "test=haku"]`` -> [(split, pattern), ...]."""
+    pairs = []
+    for item in items:
+        split, equals, patterns = item.partition("=")
+        split = split.strip()
+        if not equals or split not in SPLITS or not patterns.strip():
+            raise PipelineError(f"--assign {item!r}: write SPLIT=PATTERN[,PATTERN...] with "
+                                f"SPLIT one of {', '.join(SPLITS)}, e.g. "
+                                "--assign validation=mokou,neru")
+        pairs += [(split, p.strip()) for p in patterns.split(",") if p.strip()]
+    return pairs
+
+
+def _assigned(live: Sequence[ModelEntry], group, assignments) -> dict[str, str]:
+    """{group: split} the patterns ask for: each matches sources or model_ids (globs)."""
+    wanted: dict[str, set[str]] = defaultdict(set)
+    for split, pattern in assignments:
+        hits = [e for e in live if fnmatch.fnmatchcase(source_key(e.source), source_key(pattern))
+                or fnmatch.fnmatchcase(e.model_id, pattern)]
+        if not hits:
+            raise PipelineError(f"--assign {split}={pattern}: no source or model_id matches it")
+        for entry in hits:
+            wanted[group(entry)].add(split)
+    clash = {g: splits for g, splits in wanted.items() if len(splits) > 1}
+    if clash:
+        raise PipelineError(f"--assign puts one source in several splits: "
+                            f"{_describe(clash, live, group)}")
+    return {g: next(iter(splits)) for g, splits in wanted.items()}
+
+
 def assign_splits(entries: Sequence[ModelEntry],
                   fractions: Sequence[float] = DEFAULT_FRACTIONS,
-                  seed: int = DEFAULT_SEED, reassign: bool = False) -> list[ModelEntry]:
+                  seed: int = DEFAULT_SEED, reassign: bool = False,
+                  assignments: Sequence[tuple[str, str]] = (),
+                  every_split: bool = False) -> list[ModelEntry]:
     """``entries`` (same order) with ``split`` set by the module's rule.
 
+    ``assignments``: (split, pattern) pairs put the sources (or the models'
+    sources) they match in that split first, whatever the index said.
+    ``every_split``: before the fractions, each split with a share and no model
+    yet takes one source (the smallest, in the seeded order), so that a library
+    of few sources still gets validation and test models.
     Raises :class:`PipelineError` when kept splits already put one group in
     two splits (fix the index or pass ``reassign``).
     """
@@ -99,10 +140,12 @@ def assign_splits(entries: Sequence[ModelEntry],
     def group(entry: ModelEntry) -> str:
         return groups[source_key(entry.source)]
 
+    forced = _assigned(live, group, assignments)
+
     kept_split: dict[str, set[str]] = defaultdict(set)
     if not reassign:
         for entry in live:
-            if entry.split:
+            if entry.split and group(entry) not in forced:
                 kept_split[group(entry)].add(entry.split)
     mixed = {name: splits for name, splits in kept_split.items() if len(splits) > 1}
     if mixed:
@@ -111,6 +154,7 @@ def assign_splits(entries: Sequence[ModelEntry],
                             "pass --reassign")
 
     chosen = {name: next(iter(splits)) for name, splits in kept_split.items()}
+    chosen.update(forced)
     counts: Counter[str] = Counter()
     open_groups: Counter[str] = Counter()
     for entry in live:
@@ -121,7 +165,15 @@ def assign_splits(entries: Sequence[ModelEntry],
     targets = {split: fraction * len(live)
                for split, fraction in zip(SPLITS, fractions, strict=True)}
     candidates = [split for split in SPLITS if targets[split] > 0]
-    for name in sorted(open_groups, key=lambda g: source_order_key(seed, g)):
+    waiting = sorted(open_groups, key=lambda g: source_order_key(seed, g))
+    if every_split:  # the smallest shares first, each the smallest source left
+        for split in sorted(candidates, key=lambda s: targets[s]):
+            if counts[split] == 0 and waiting:
+                name = min(waiting, key=lambda g: open_groups[g])
+                waiting.remove(name)
+                chosen[name] = split
+                counts[split] += open_groups[name]
+    for name in waiting:
         split = max(candidates, key=lambda s: targets[s] - counts[s])  # first wins ties
         chosen[name] = split
         counts[split] += open_groups[name]

@@ -281,3 +281,39 @@ def test_ids_made_from_long_paths_fit_in_a_file_name():
     for model_id in ids:
         assert len(model_id.encode("utf-8")) <= MODEL_ID_BYTES
         assert _model_id_problem(model_id) is None
+
+
+def test_a_scan_says_per_row_what_it_could_not_propose(library, tmp_path, monkeypatch):
+    """Issue 13: rows without an eye or mouth morph or head bounds were counted as proposed
+    with an empty status_reason; the user found out from the dataset skipping them."""
+    import annotate.auto
+    from annotate.auto import Field
+    from annotate.cli import main as annotate_main
+    from pipeline.index import read_index
+
+    root, index = copy_library(library, tmp_path)
+    fresh = [replace(e, status="auto", notes="", status_reason="", halves="",
+                     **{name: None for name in annotate.auto.ALL_FIELDS if name != "halves"})
+             for e in read_index(index)]
+    write_index(index, fresh)
+    real = annotate.auto.propose
+    blank = {"kai": ("mouth_open",), "yuki": ("head_top_y", "head_bottom_y", "wink_left",
+                                              "wink_both")}
+
+    def propose_with_gaps(model, schema="tha1"):
+        proposal = real(model, schema)
+        for name in blank.get(model.path.stem, ()):
+            proposal.fields[name] = Field(None, 0.0)
+        return proposal
+
+    monkeypatch.setattr(annotate.auto, "propose", propose_with_gaps)
+    result = CliRunner().invoke(annotate_main, ["scan", "--index", str(index), "--root",
+                                                str(root)])
+    assert result.exit_code == 0, result.output
+    assert "proposed 5 auto row(s) (2 incomplete: see their status_reason)" in result.output
+    assert "incomplete kai-kai: proposed without a mouth-open morph" in result.stderr
+    assert "incomplete yuki-yuki: proposed without head bounds, eye morphs" in result.stderr
+    reasons = {e.model_id: e.status_reason for e in read_index(index)}
+    assert reasons["kai-kai"].startswith("proposed without a mouth-open morph")
+    assert reasons["yuki-yuki"].startswith("proposed without head bounds, eye morphs")
+    assert [m for m, r in reasons.items() if r] == ["kai-kai", "yuki-yuki"]
