@@ -39,6 +39,7 @@ from pipeline.index import read_index
 from pipeline.motion_source import motion_library
 from pipeline.pose_checks import check_wide_poses
 from pipeline.poses import PoseSchema, fit_pvalue, is_wide
+from pipeline.progress import progress_bar
 from pipeline.shard_reader import open_dataset, read_manifest, read_models
 from pipeline.shard_verify import verify_shard
 
@@ -203,10 +204,8 @@ def _render(tasks, pending, config, workers, backend, root) -> tuple[int, float,
                    + (" ..." if len(crashed) > 10 else ""), err=True)
     start = time.perf_counter()
     rendered, peak_mb = 0, 0.0
-    from tqdm import tqdm
-
-    with tqdm(total=total_images(tasks), initial=done_images, unit="img", desc="rendering",
-              file=sys.stderr, dynamic_ncols=True) as bar:
+    with progress_bar(total_images(tasks), initial=done_images, unit="img",
+                      desc="rendering") as bar:
         for result in run_tasks(pending, config, workers, backend, progress=bar.update,
                                 notice=lambda text: bar.write(text, file=sys.stderr)):
             rendered += result.images

@@ -371,8 +371,9 @@ def render_shard(task: ShardTask, config: RunConfig,
                  crashed: frozenset[str] = frozenset()) -> ShardResult:
     """Render one shard and its record; a model that fails is recorded and left out.
 
-    ``progress``, when given, is called with each model's image count once the
-    model is done (rendered or failed). Models in ``crashed`` (ids) killed a
+    ``progress``, when given, is called with image counts as each example is
+    stored, and with the rest of a model's count once it is done (rendered or
+    failed). Models in ``crashed`` (ids) killed a
     worker before and are recorded as failed without rendering. A shard that
     cannot be written (a full disk) is a PipelineError and leaves no shard file.
     """
@@ -388,14 +389,14 @@ def render_shard(task: ShardTask, config: RunConfig,
                          images=config.images) as writer:
             textures: dict[str, list] = {}  # per model rendered: its texture files' stats
             for entry, examples in zip(task.entries, task.examples, strict=True):
-                failure = _add_model(writer, entry, config, examples, crashed, textures,
+                reporting = _Reporting(writer, progress, task.images_per)
+                failure = _add_model(reporting, entry, config, examples, crashed, textures,
                                      result.warnings)
                 if failure:
                     result.failures.append(failure)
                 else:
                     result.images += task.model_images(examples)
-                if progress is not None:
-                    progress(task.model_images(examples))
+                reporting.finish(task.model_images(examples))
         _write_json_atomically(record, {"fingerprint": tag, "bytes": shard.stat().st_size,
                                         "sha256": file_sha256(shard),
                                         "failures": result.failures, "textures": textures,
@@ -406,6 +407,39 @@ def render_shard(task: ShardTask, config: RunConfig,
                             "are kept") from None
     result.peak_memory_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return result
+
+
+class _Reporting:
+    """A shard writer that reports images to ``progress`` as each example is stored, so a
+    run's progress moves per example, not in jumps of a model's thousands of images."""
+
+    def __init__(self, writer: ShardWriter, progress, images_per: tuple[int, int]):
+        self.writer, self.progress = writer, progress
+        self.per_model, self.per_example = images_per
+        self.counted = 0
+
+    def _count(self, images: int) -> None:
+        if self.progress is not None:
+            self.progress(images)
+        self.counted += images
+
+    def add_model(self, *args, **kwargs):
+        row = self.writer.add_model(*args, **kwargs)
+        self._count(self.per_model)
+        return row
+
+    def add_example(self, *args, **kwargs):
+        done = self.writer.add_example(*args, **kwargs)
+        self._count(self.per_example)
+        return done
+
+    def finish(self, images: int) -> None:
+        """The model is done (rendered or failed): its images in all count as done."""
+        if images != self.counted:
+            self._count(images - self.counted)
+
+    def __getattr__(self, name: str):
+        return getattr(self.writer, name)
 
 
 def _add_model(writer: ShardWriter, entry: ModelEntry, config: RunConfig,
@@ -629,7 +663,7 @@ def run_tasks(tasks: list[ShardTask], config: RunConfig, workers: int = 1,
     """Results as tasks finish, in any order. ``backend``: loky (processes) or dask.
 
     ``progress``, when given, is called here with image counts as work gets
-    done: per model in this process and with loky, per shard with Dask.
+    done: per example in this process and with loky, per shard with Dask.
 
     A model that kills its worker process (a crash in the GL driver) must not
     stop a run of thousands. The models being rendered when a worker died (or

@@ -24,6 +24,7 @@ from pipeline.atomic import atomic_write
 from pipeline.errors import PipelineError, reports_errors
 from pipeline.index import DEFAULT_INDEX, ModelEntry, read_index, resolve_model_path
 from pipeline.index import models_root as default_models_root
+from pipeline.progress import progress_bar
 
 TRACK_FORMATS = (".csv", ".npy")
 
@@ -190,8 +191,6 @@ def clip_command(motion, model_id, index_path, root, schema, frames_text, fps, o
     is not simulated). A stopped run started again with the same options goes
     on where it stopped.
     """
-    from tqdm import tqdm
-
     from pipeline.clips import ClipJob, render_clip
 
     if out.suffix not in (".h5", ".hdf5"):
@@ -212,8 +211,7 @@ def clip_command(motion, model_id, index_path, root, schema, frames_text, fps, o
         elif done:
             click.echo(f"going on from an earlier run: {done} of {total} frames already "
                        "rendered")
-        bar = tqdm(total=total, initial=done, unit="frame", desc="rendering",
-                   disable=None)
+        bar = progress_bar(total, initial=done, unit="frame", desc="rendering")
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -380,18 +380,18 @@ def test_a_model_failing_half_way_leaves_nothing_in_the_shard(library, tmp_path,
     assert run(["verify", tmp_path]).exit_code == 0
 
 
-def test_progress_is_reported_per_model(library, tmp_path):
+def test_progress_is_reported_per_example(library, tmp_path):
     root, index = library
     cfg = config(root, tmp_path)
     tasks = plan(read_index(index), cfg)
-    per_model = [1 + 2 * EXAMPLES] * len(read_index(index))
+    per_example = [1, *[2] * EXAMPLES] * len(read_index(index))
     calls = []
     list(run_tasks(tasks, cfg, progress=calls.append))
-    assert calls == per_model  # in this process
+    assert calls == per_example  # in this process
     calls = []
     list(run_tasks(tasks, replace(cfg, out=tmp_path / "two"), workers=2,
                    progress=calls.append))
-    assert calls == per_model  # from two worker processes
+    assert sorted(calls) == sorted(per_example)  # from two worker processes, interleaved
 
 
 def test_a_full_disk_stops_the_run_cleanly_and_a_rerun_finishes(library, reference, tmp_path):
@@ -552,3 +552,25 @@ def test_on_dask_a_shard_that_kills_workers_is_one_error_line_not_a_hang(library
         assert not worker.is_alive(), "the run hangs after a worker died"
     [line] = error_lines(results[0])
     assert "killed Dask workers" in line and "--backend loky" in line
+
+
+def test_progress_moves_per_example_and_adds_up_per_model(library, tmp_path):
+    """Issue 13: the bar moved once per model, in jumps of thousands of images."""
+    root, index = library
+    cfg = config(root, tmp_path, models_per_shard=2)
+    task = plan(read_index(index), cfg)[0]
+    calls = []
+    result = generate.render_shard(task, cfg, progress=calls.append)
+    per_model = [1, *[2] * EXAMPLES]  # the rest image, then each example's two
+    assert calls == per_model * len(task.entries)
+    assert sum(calls) == task.images == result.images
+
+
+def test_a_run_off_a_terminal_prints_whole_progress_lines(library, tmp_path):
+    root, index = library
+    result = run(dataset_args(index, root, tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    assert "\r" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("rendering: ")]
+    assert lines and lines[-1].startswith("rendering: ") and "(100%)" in lines[-1]
+    assert " img/s" in lines[-1]
