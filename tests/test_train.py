@@ -796,3 +796,41 @@ def test_eval_prints_every_figure_beside_the_baseline(dataset, rotator_run):
     assert any(line.startswith("  large rotations (") for line in lines)
     for model_id in metrics["per_model"]:
         assert any(line.startswith(f"  model {model_id} (") for line in lines)
+
+
+def test_cpu_defaults_follow_the_device_and_the_image_size(dataset, tmp_path, monkeypatch):
+    assert loop.device_defaults("cuda:0", 64) == {}  # a GPU keeps the paper's
+    assert loop.device_defaults("cpu", 256, cores=16) == {}
+    assert loop.device_defaults("cpu", 64, cores=16) == {"res_blocks": 2}
+    assert loop.device_defaults("cpu", 512, cores=2) == {"workers": 0}
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    result = cli("train", "morpher", "--data", dataset, "--run", tmp_path, "--steps", 1,
+                 "--channels", 4, "--downsamplings", 2, "--batch-size", 2, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "note: on the CPU with 64-pixel images: --res-blocks 2, --workers 0" in result.stderr
+    checkpoint = load_checkpoint(tmp_path)
+    assert checkpoint["model_config"]["res_blocks"] == 2
+    assert checkpoint["run_config"]["workers"] == 0
+    # given values win, and a resumed run keeps what it started with
+    again = cli("train", "morpher", "--data", dataset, "--run", tmp_path, "--steps", 2,
+                "--channels", 4, "--downsamplings", 2, "--batch-size", 2, "--quiet")
+    assert again.exit_code == 0, again.output
+    assert "note: on the CPU" not in again.stderr
+    assert load_checkpoint(tmp_path)["model_config"]["res_blocks"] == 2
+
+
+def test_the_readme_reader_example_runs_and_yields_what_it_says(dataset):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- reader-example")[1].split("```python\n")[1].split("```")[0]
+    namespace: dict = {}
+    exec(compile(block, "README.md", "exec"), namespace)
+    triples = namespace["Triples"](dataset, "train")
+    item = triples[0]
+    assert set(item) == {"rest", "expression", "posed", "pose", "model_id"}
+    for name in ("rest", "expression", "posed"):
+        assert item[name].shape == (4, SIZE, SIZE) and 0 <= item[name].min() <= 1
+    assert item["pose"].shape == (len(triples.parameters),)
+    assert item["model_id"] in open_dataset(dataset).split("train").model_ids()
+    loader = torch.utils.data.DataLoader(triples, batch_size=2)
+    batch = next(iter(loader))
+    assert batch["rest"].shape == (2, 4, SIZE, SIZE) and len(batch["model_id"]) == 2

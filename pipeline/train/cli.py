@@ -59,7 +59,8 @@ def _interruptible(what: str):
               "[default: 64]")
 @click.option("--downsamplings", type=click.IntRange(min=1),
               help="Down blocks to the bottleneck. [default: 3]")
-@click.option("--res-blocks", type=click.IntRange(min=0), help="[default: 6]")
+@click.option("--res-blocks", type=click.IntRange(min=0),
+              help="[default: 6, the paper's; on a CPU with images of at most 128 pixels: 2]")
 @click.option("--val-every", type=click.IntRange(min=0),
               help="Validation loss every N steps (0: never). [default: 500]")
 @click.option("--val-batches", type=click.IntRange(min=1),
@@ -67,7 +68,7 @@ def _interruptible(what: str):
 @click.option("--checkpoint-every", type=click.IntRange(min=1),
               help="Save every N steps (and at the end). [default: 500]")
 @click.option("--workers", type=click.IntRange(min=0),
-              help="DataLoader worker processes. [default: 2]")
+              help="DataLoader worker processes. [default: 2; on a CPU of at most 2 cores: 0]")
 @click.option("--seed", type=click.IntRange(min=0), help="Weights and data order. [default: 0]")
 @click.option("--rotator", type=_folder,
               help="The combiner only: the run folder of a trained rotator.")
@@ -88,7 +89,8 @@ def train_command(network, data, run_dir, device, steps, batch_size, image_size,
     SIGTERM saves a checkpoint at the end of the current step, then stops.
     """
     _require_torch()
-    from pipeline.train.loop import locked_run, resolve, train
+    from pipeline.shard_reader import read_manifest
+    from pipeline.train.loop import device_defaults, locked_run, resolve, train
 
     run_options = {"data": str(data), "steps": steps, "batch_size": batch_size, "seed": seed,
                    "val_every": val_every, "val_batches": val_batches,
@@ -98,10 +100,18 @@ def train_command(network, data, run_dir, device, steps, batch_size, image_size,
                    "perceptual_weight": perceptual_weight}
     net_options = {"image_size": image_size, "channels": channels,
                    "downsamplings": downsamplings, "res_blocks": res_blocks}
+    size = image_size or int(read_manifest(data)["image_size"])
+    defaults = {k: v for k, v in device_defaults(device, size).items()
+                if {**run_options, **net_options}.get(k) is None}
     with _interruptible(f"{run_dir} keeps its last checkpoint"), locked_run(run_dir):
-        config, model_config, checkpoint = resolve(run_dir, network, run_options, net_options)
+        config, model_config, checkpoint = resolve(run_dir, network, run_options, net_options,
+                                                   defaults)
         if checkpoint is not None:
             click.echo(f"{run_dir}: resuming {network} at step {checkpoint['step']}", err=True)
+        elif defaults:
+            chosen = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in defaults.items())
+            click.echo(f"note: on the CPU with {size}-pixel images: {chosen} (faster here; "
+                       "the paper's are --res-blocks 6 --workers 2)", err=True)
         summary = train(run_dir, config, model_config, checkpoint, device=device,
                         progress=not quiet)
     message = f"{run_dir}: {network} at step {summary['step']}"
