@@ -103,7 +103,8 @@ def far_from_rest(schema_name: str, parameters: tuple[str, ...],
         subsets["eyes_closed"] = poses[:, eyes].max(axis=1) >= FAR
     if "mouth" in columns:  # THA1's rest input has the mouth open
         subsets["mouth_closed"] = poses[:, columns["mouth"]] <= 1 - FAR
-    shapes = [columns[n] for n in parameters if category[n] == "mouth" and n != "mouth_aaa"]
+    shapes = [columns[n] for n in parameters if category[n] == "mouth"
+              and n not in ("mouth_aaa", "mouth")]  # THA1's mouth is the open mouth
     if shapes:
         subsets["mouth_shapes"] = poses[:, shapes].max(axis=1) >= FAR
     turns = [columns[n] for n in parameters if category[n] in ("face_rotation",
@@ -261,5 +262,5 @@ def _grid_picture(data, chosen, network, model, rotator, dev, names, model_ids, 
                           in zip(data.parameters, poses[index], strict=True) if value)
         panels.append(Panel(f"{model_ids[index]} #{index}: {values or 'rest'}", cells))
     crop = face_crop(np.zeros((data.image_size, data.image_size)), framing).shape[1]
-    return compose_sheet(panels, cell_size=max(GRID_CELL, crop),
+    return compose_sheet(panels, cell_size=max(GRID_CELL, crop), font_size=12,
                          title=f"{network} at step {step}, {data.split} split")
