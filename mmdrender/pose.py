@@ -122,6 +122,18 @@ class Poser:
         values = self._check_params(params)
         return self._posed(values, self._morph_weights(values, morphs), self._turns(turns))
 
+    def turn_bounds(self) -> dict[int, list[tuple[str, float]]]:
+        """Bone index -> the turns THA1's parameters give it, in order (axis, largest angle
+        in radians): the head pitch (x) then yaw (y), the neck roll (z); for
+        :mod:`mmdrender.reach`."""
+        unit = math.radians(self.degrees)
+        bounds = {}
+        for name, turns in ((HEAD_BONE, [("x", unit), ("y", unit)]), (NECK_BONE, [("z", unit)])):
+            index = self.model.bone_index(name)
+            if index is not None:
+                bounds.setdefault(index, []).extend(turns)
+        return bounds
+
     def pose_weights(self, weights: np.ndarray) -> PosedModel:
         """The model with raw morph weights by index ((N,) floats), no pose parameter.
 

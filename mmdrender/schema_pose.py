@@ -181,6 +181,45 @@ class SchemaPoser:
         head = {n: acting.get(n, 0.0) for n in ("head_x", "head_y", "neck_z")}
         return self.poser.pose_parts(head, weights, turns, halves)
 
+    def turn_bounds(self) -> dict[int, list[tuple[str | None, float]]]:
+        """Bone index -> the turns this schema's poses (and the arm posture) give it, in the
+        order they apply: (axis or None for any, largest angle in radians); for
+        :mod:`mmdrender.reach`."""
+        bounds: dict[int, list] = {}
+
+        def add(bone: str | None, axis: str | None, degrees: float) -> None:
+            index = self.model.bone_index(bone) if bone else None
+            if index is not None and degrees:
+                bounds.setdefault(index, []).append((axis, math.radians(abs(degrees))))
+
+        live = {n for n in self.schema.names if self.realisations[n] != "absent"}
+        head = max((p.degrees or 0.0 for p in self.schema.parameters
+                    if p.category == "face_rotation"), default=0.0)
+        for bone, turn in self.posture.items():  # inside every turn below, in every image
+            add(bone, None, math.degrees(2 * math.acos(min(1.0, abs(float(turn[3]))))))
+        if live & {"iris_rotation_x", "iris_rotation_y"}:
+            for side in SIDES:
+                if self.rig.eye_turns(side):
+                    angles = self.rig.iris[side]
+                    add(self.rig.eye_bones[side], "x", max(abs(angles["x_pos"]),
+                                                           abs(angles["x_neg"])))
+                    add(self.rig.eye_bones[side], "y", max(abs(angles["y_pos"]),
+                                                           abs(angles["y_neg"])))
+        s = self.settings
+        if "breathing" in live:
+            add(self.rig.chest_bone or self.rig.body_bone, "x", s.breathing_chest_degrees)
+            for bone in self.rig.shoulders.values():
+                add(bone, "z", s.breathing_shoulder_degrees)
+        if live & {"body_y", "body_z"}:
+            add(self.rig.body_bone, "y", s.body_y_degrees)
+            add(self.rig.body_bone, "z", s.body_z_degrees)
+        if live & {"head_x", "head_y"}:
+            add("頭", "x", head)
+            add("頭", "y", head)
+        if "neck_z" in live:
+            add("首", "z", head)
+        return bounds
+
     def _turn(self, turns: dict, bone: str | None, rotation: np.ndarray) -> None:
         if bone is None or self.model.bone_index(bone) is None:
             return

@@ -35,7 +35,7 @@ import resource
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from mmdrender.camera import Camera, head_centre_x
@@ -43,6 +43,7 @@ from mmdrender.errors import MMDRenderError
 from mmdrender.gl.renderer import DEFAULT_SAMPLES, DEFAULT_SUPERSAMPLE, Lights
 from mmdrender.loader import load_model
 from mmdrender.pose import HEAD_BONE, MorphMapping, Poser
+from mmdrender.reach import reachable_faces
 from mmdrender.render import get_renderer
 from mmdrender.schema_pose import BodySettings
 from pipeline.atomic import atomic_write
@@ -544,7 +545,7 @@ def render_model(entry: ModelEntry, config: RunConfig, examples: int, path: Path
         # pose says so (both eyes equal) and the shard flags the model.
         poses[:, config.schema.index("eye_right")] = poses[:, config.schema.index("eye_left")]
 
-    def pose(values: dict[str, float]):
+    def posing(values: dict[str, float]):
         morphs = {}
         if not one_eye:
             morphs[entry.wink_both] = values.pop("eye_left", 0.0)
@@ -558,8 +559,13 @@ def render_model(entry: ModelEntry, config: RunConfig, examples: int, path: Path
     if not one_eye:
         fields["wink_left"] = fields["wink_right"] = entry.wink_both
     lights = config.model_lights(entry.model_id)
+    drawn = model.with_faces(reachable_faces(model, camera, poser.turn_bounds()))
     scene = get_renderer(config.size, config.shading, config.samples,
-                         config.supersample).prepare(model)
+                         config.supersample).prepare(drawn)
+
+    def pose(values: dict[str, float]):  # drawn with only the triangles that can show
+        return replace(posing(values), model=drawn)
+
     try:
         rest = scene.draw(pose({"mouth": 1.0}), camera, lights)
         if not rest[..., 3].any():

@@ -33,6 +33,7 @@ import numpy as np
 from mmdrender.camera import Camera, head_centre_x
 from mmdrender.loader import load_model
 from mmdrender.pose import HEAD_BONE
+from mmdrender.reach import reachable_faces
 from mmdrender.render import get_renderer
 from mmdrender.rig import Rig
 from mmdrender.schema_pose import SchemaPoser
@@ -130,7 +131,8 @@ def render_wide_model(entry: ModelEntry, config, examples: int, path: Path, writ
               for e in range(examples)]
     lights = config.model_lights(entry.model_id)
     renderer = get_renderer(config.size, config.shading, config.samples, config.supersample)
-    draw = _Drawing(renderer, model, camera, lights)
+    draw = _Drawing(renderer, model, camera, lights,
+                    reachable_faces(model, camera, poser.turn_bounds()))
     try:
         if schema.name == "tha2":
             _tha2(entry, schema, poser, poses, mouths, realisations, draw, writer, path)
@@ -143,17 +145,19 @@ def render_wide_model(entry: ModelEntry, config, examples: int, path: Path, writ
 
 
 class _Drawing:
-    """Scenes of one model on one renderer: the whole, and face subsets drawn alone."""
+    """Scenes of one model on one renderer: the whole, and face subsets drawn alone, each
+    with only the triangles that can reach the image (``reach``, see mmdrender.reach)."""
 
-    def __init__(self, renderer, model, camera, lights):
+    def __init__(self, renderer, model, camera, lights, reach: np.ndarray):
         self.renderer, self.model, self.camera, self.lights = renderer, model, camera, lights
+        self.reach = reach
         self.scenes = {}
 
     def __call__(self, posed, faces: str = "all", keep: np.ndarray | None = None):
         scene = self.scenes.get(faces)
         if scene is None:
-            model = self.model if keep is None else self.model.with_faces(keep)
-            scene = self.scenes[faces] = self.renderer.prepare(model)
+            keep = self.reach if keep is None else keep & self.reach
+            scene = self.scenes[faces] = self.renderer.prepare(self.model.with_faces(keep))
         if scene.model is not posed.model:
             from dataclasses import replace
 

@@ -16,7 +16,7 @@ import numpy as np
 from pymeshio import common, pmx
 
 from mmdrender.formats.pmx_writer import write_pmx
-from mmdrender.procedural import face, hair, mesh
+from mmdrender.procedural import cards, face, hair, mesh
 from mmdrender.procedural import textures as tex
 from mmdrender.procedural.body import CHEST, Body, arms, legs, neck, skirt, torso
 from mmdrender.procedural.face import EyeShape, HeadShape, Mouth
@@ -109,6 +109,9 @@ class CharacterSpec:
     face_groups: tuple = ()
     brow_bones: bool = False
     iris_swap: bool = False
+    hair_cards: int = 0  # alpha-tested, double-sided hair cards (the heavy sample)
+    frills: int = 0  # and frill cards around the skirt's hem
+    card_materials: int = 8  # materials for each of the two
 
 
 @dataclass(frozen=True)
@@ -345,6 +348,11 @@ def build(spec: CharacterSpec) -> Character:
         parts.append(face.tear_parts(head, eye))
     hair_meshes, hair_bones, bone_morph = hair_parts(spec)
     parts += hair_meshes
+    if spec.hair_cards:
+        parts += cards.hair_cards(head, spec.hair_cards, spec.card_materials)
+        hem = body.waist - spec.skirt_length
+        parts += cards.skirt_frills(hem, (0.82 + spec.skirt_flare, 0.64 + 0.6 * spec.skirt_flare),
+                                    0.12, spec.frills, spec.card_materials)
     parts.append(torso(body, "clothes"))
     parts += arms(body, "clothes")
     parts.append(skirt(body, "skirt", spec.skirt_length, spec.skirt_flare, 14))
@@ -458,6 +466,12 @@ def material_defs(spec: CharacterSpec) -> list[MaterialDef]:
                     toon=0, specular=0.0),
         MaterialDef("tears", "涙", "tears", (1.0, 1.0, 1.0, 0.0), "tears.png", flags=0x00,
                     toon=0, specular=0.6, power=50),
+        *[MaterialDef(cards.card_material(k), f"髪カード{k + 1}", f"hair card {k + 1}", white,
+                      "hair_card.png", flags=0x1F, toon=1, specular=0.2, power=20)
+          for k in range(spec.card_materials if spec.hair_cards else 0)],
+        *[MaterialDef(cards.frill_material(k), f"フリル{k + 1}", f"frill {k + 1}",
+                      c(pal.skirt), "hair_card.png", flags=0x1F, toon=1)
+          for k in range(spec.card_materials if spec.hair_cards else 0)],
     ]
 
 
@@ -476,6 +490,8 @@ def write_textures(spec: CharacterSpec, folder: Path) -> None:
     }
     if spec.tears:
         images["tears.png"] = tex.tears()
+    if spec.hair_cards:
+        images["hair_card.png"] = tex.hair_card(pal.hair, pal.hair_dark, pal.hair_light)
     if spec.sphere:
         images[spec.sphere] = (tex.sphere_add(pal.hair_light) if spec.sphere.endswith(".spa")
                                else tex.sphere_multiply())

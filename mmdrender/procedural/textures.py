@@ -106,6 +106,16 @@ def hair(base: str, dark: str, light: str) -> np.ndarray:
     return image
 
 
+def hair_card(base: str, dark: str, light: str) -> np.ndarray:
+    """The hair texture with see-through gaps between strands and at the tips (alpha 0),
+    as hair cards are painted: drawn alpha-tested."""
+    image = hair(base, dark, light)
+    u, v = _pixels(64, 128)
+    strands = 0.5 + 0.5 * np.sin(u * 2 * np.pi * 6 + 2 * np.sin(v * 7))
+    image[..., 3] = ((strands > 0.25) & (v < 0.97 - 0.25 * strands)).astype(float)
+    return image
+
+
 def iris(colour: str, dark: str, star: str) -> np.ndarray:
     """Two 64x64 cells: the normal iris (u < 0.5) and a star-pupil variant,
     which the UV morph 星目 shifts the iris to."""
