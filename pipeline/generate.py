@@ -794,7 +794,25 @@ def _parallel(tasks: list[ShardTask], config: RunConfig, jobs: int,
 
     with parallel_config(backend="loky", n_jobs=jobs):
         yield from Parallel(return_as="generator_unordered")(
-            delayed(render_shard)(task, config, report, crashed) for task in tasks)
+            delayed(render_shard)(task, config, report, crashed)
+            for task in dispatch_order(tasks, config))
+
+
+def dispatch_order(tasks: list[ShardTask], config: RunConfig) -> list[ShardTask]:
+    """The costliest shards first (model file bytes times images), so that the run does
+    not end with one worker rendering a heavy shard while the others idle. Which shard
+    holds what, and what each holds, is unchanged."""
+    def cost(task: ShardTask) -> int:
+        total = 0
+        for entry, examples in zip(task.entries, task.examples, strict=True):
+            try:
+                size = resolve_model_path(entry, config.models_root).stat().st_size
+            except (OSError, PipelineError):
+                size = 0
+            total += size * task.model_images(examples)
+        return total
+
+    return sorted(tasks, key=cost, reverse=True)
 
 
 @contextmanager

@@ -574,3 +574,18 @@ def test_a_run_off_a_terminal_prints_whole_progress_lines(library, tmp_path):
     lines = [line for line in result.stderr.splitlines() if line.startswith("rendering: ")]
     assert lines and lines[-1].startswith("rendering: ") and "(100%)" in lines[-1]
     assert " img/s" in lines[-1]
+
+
+def test_the_costliest_shards_are_dispatched_first(library, tmp_path):
+    """Issue 14: a heavy shard dealt last leaves the other workers idle at the end."""
+    root, index = library
+    entries = read_index(index)
+    big = root / "big" / "big.pmx"
+    big.parent.mkdir(exist_ok=True)
+    big.write_bytes((root / entries[0].path).read_bytes() * 3)  # three times the bytes
+    heavy = replace(entries[0], model_id="big", path="big/big.pmx", sha256="")
+    cfg = config(root, tmp_path, models_per_shard=1)
+    tasks = plan([*entries, heavy], cfg)
+    order = generate.dispatch_order(tasks, cfg)
+    assert order[0].entries[0].model_id == "big"
+    assert sorted(t.name for t in order) == sorted(t.name for t in tasks)  # the same shards
