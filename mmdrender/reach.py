@@ -18,7 +18,8 @@ The bound is conservative. Each vertex can move at most
   moves every coordinate by at most the angle times the distance), what moved
   so far carried along, plus any translation a bone morph may give the bone;
 
-and a blend of bones moves it at most as far as its farthest-moving bone. A
+and a blend of bones moves it at most as far as its farthest-moving bone. An
+append (付与) bone turns by its ratio of what its source bone turns. A
 triangle is kept when the box around its three vertices, grown by their
 largest bound, meets the image (grown by a small margin).
 """
@@ -31,6 +32,7 @@ import numpy as np
 
 from mmdrender.camera import Camera
 from mmdrender.model import BoneMorph, GroupMorph, Model, VertexMorph
+from mmdrender.skeleton import deform_order
 
 MARGIN_PIXELS = 2.0  # grown around the image: rounding and anti-aliasing stay inside
 DIRECT_WEIGHT = 2.0  # the most a pose puts on one morph (two parameters on one morph)
@@ -61,8 +63,10 @@ def movement_bounds(model: Model, turns: Turns) -> np.ndarray:
     """(V, 3) how far each vertex can move from rest along x, y and z, model units.
 
     ``turns``: bone index -> the turns a run's poses can give that bone, in the
-    order they apply: (axis, largest angle in radians), axis "x", "y" or "z" of
-    the project frame, or None for a turn about any axis.
+    order they apply to a point (the innermost first: the bound depends on it):
+    (axis, largest angle in radians), axis "x", "y" or "z" of the project
+    frame, or None for a turn about any axis. Bone morphs and appended (付与)
+    turns act inside them.
     """
     vertices = model.vertices
     positions = vertices.positions.astype(np.float64)
@@ -81,11 +85,12 @@ def movement_bounds(model: Model, turns: Turns) -> np.ndarray:
             for bone, angle, move in zip(morph.data.bones, 2 * half * weights[m],
                                          np.linalg.norm(morph.data.translations, axis=1)
                                          * weights[m], strict=True):
-                if 0 <= bone < len(shift):
-                    moving.setdefault(int(bone), []).append((None, float(angle)))
+                if 0 <= bone < len(shift):  # inside the pose's turns: first
+                    moving.setdefault(int(bone), []).insert(0, (None, float(angle)))
                     shift[bone] += move
     if not np.isfinite(morphed).all():
         return np.full((len(positions), 3), np.inf)
+    _appended(model, moving, shift)
     pivots = np.array([b.position for b in model.bones], np.float64).reshape(-1, 3)
     parents = np.array([b.parent for b in model.bones], np.int64)
     best = np.repeat(morphed[:, None], 3, axis=1)  # a vertex no bone carries: its morphs
@@ -104,6 +109,23 @@ def movement_bounds(model: Model, turns: Turns) -> np.ndarray:
                 b, seen = int(parents[b]), seen + 1
             best[rows] = np.maximum(best[rows], spread)
     return best
+
+
+def _appended(model: Model, moving: dict[int, list], shift: np.ndarray) -> None:
+    """Give each append (付与) bone the turns and moves of the bone it copies, scaled by its
+    ratio, in deform order (so chains of appends add up): a shoulder-cancel bone turns
+    when the shoulder does, whether or not the shoulder is its ancestor."""
+    for b in deform_order(model.bones):
+        bone = model.bones[b]
+        source = bone.append_parent
+        if source is None or not 0 <= source < len(model.bones) or source == b:
+            continue
+        ratio = abs(float(bone.append_ratio))
+        if bone.appends_rotation and moving.get(source):  # q_own * q_source: inside
+            moving[int(b)] = [(axis, angle * ratio) for axis, angle in moving[source]] \
+                + moving.get(int(b), [])
+        if bone.appends_translation:
+            shift[b] += shift[source] * ratio
 
 
 _AXIS = {"x": 0, "y": 1, "z": 2}

@@ -183,8 +183,8 @@ class SchemaPoser:
 
     def turn_bounds(self) -> dict[int, list[tuple[str | None, float]]]:
         """Bone index -> the turns this schema's poses (and the arm posture) give it, in the
-        order they apply: (axis or None for any, largest angle in radians); for
-        :mod:`mmdrender.reach`."""
+        order :meth:`pose` composes them (the innermost first): (axis or None for any,
+        largest angle in radians); for :mod:`mmdrender.reach`."""
         bounds: dict[int, list] = {}
 
         def add(bone: str | None, axis: str | None, degrees: float) -> None:
@@ -206,13 +206,13 @@ class SchemaPoser:
                     add(self.rig.eye_bones[side], "y", max(abs(angles["y_pos"]),
                                                            abs(angles["y_neg"])))
         s = self.settings
+        if live & {"body_y", "body_z"}:  # R_z R_y; breathing composes outside it
+            add(self.rig.body_bone, "y", s.body_y_degrees)
+            add(self.rig.body_bone, "z", s.body_z_degrees)
         if "breathing" in live:
             add(self.rig.chest_bone or self.rig.body_bone, "x", s.breathing_chest_degrees)
             for bone in self.rig.shoulders.values():
                 add(bone, "z", s.breathing_shoulder_degrees)
-        if live & {"body_y", "body_z"}:
-            add(self.rig.body_bone, "y", s.body_y_degrees)
-            add(self.rig.body_bone, "z", s.body_z_degrees)
         if live & {"head_x", "head_y"}:
             add("頭", "x", head)
             add("頭", "y", head)

@@ -20,7 +20,7 @@ from conftest_gl import gl_context  # noqa: F401  (a fixture)
 
 from mmdrender.camera import Camera, estimate_head_bounds, head_centre_x
 from mmdrender.pose import MorphMapping, Poser
-from mmdrender.reach import _turned, reachable_faces
+from mmdrender.reach import _turned, movement_bounds, reachable_faces
 from mmdrender.render import get_renderer
 from mmdrender.rig import Rig
 from mmdrender.samples import HEAVY_SAMPLE, SAMPLE_NAMES, sample_truth, write_heavy_sample
@@ -66,6 +66,8 @@ def _check(model, top, bottom, label):
                                   np.ones(len(model.morphs))))  # every morph at once
     renderer = get_renderer(96)
     _same_pixels(renderer, model, poses, camera, keep, f"{label} tha1")
+    _moved_at_most_the_bound(model, poser, [{"head_x": x, "head_y": y, "neck_z": z}
+                                            for x, y, z in CORNERS], f"{label} tha1")
     # THA3: the upper body, the body turned and breathing, the arms lowered
     schema = SCHEMAS["tha3"]
     bones = {b.name for b in model.bones}
@@ -78,6 +80,9 @@ def _check(model, top, bottom, label):
     poses = [wide.pose({"head_x": x, "head_y": y, "neck_z": z, "body_y": -y, "body_z": z,
                         "breathing": 1.0}) for x, y, z in CORNERS[:2]]
     _same_pixels(renderer, model, poses, camera, keep, f"{label} tha3")
+    _moved_at_most_the_bound(model, wide, [
+        {"head_x": x, "head_y": y, "neck_z": z, "body_y": -y, "body_z": z, "breathing": 1.0}
+        for x, y, z in CORNERS], f"{label} tha3")
 
 
 def test_culled_samples_draw_the_same_bytes(samples_dir, heavy_dir, gl_context):  # noqa: F811
@@ -113,3 +118,34 @@ def test_the_bound_covers_what_a_turn_really_does():
     assert x[0] == 0 and x[1] == pytest.approx(2 * (1 - np.cos(angle)))
     assert x[2] == pytest.approx(2 * np.sin(angle))
     assert _turned(spread, offset, None, angle)[0] == pytest.approx(2 * angle)
+
+
+def _moved_at_most_the_bound(model, poser, poses, label):
+    bound = movement_bounds(model, poser.turn_bounds())
+    rest = model.vertices.positions.astype(np.float64)
+    for values in poses:
+        moved = np.abs(poser.pose(values).positions - rest)
+        over = moved - bound - 1e-4
+        assert (over <= 0).all(), f"{label} {values}: a vertex moved {over.max():.4f} past " \
+            f"its bound (vertex {int(np.argmax(over.max(axis=1)))})"
+
+
+def test_every_vertex_moves_within_its_bound_appended_bones_included(samples_dir):
+    """An append (付与) bone turns with its source even when that is not its ancestor: a
+    shoulder here copies the head's turns, so the arm swings with the head."""
+    from mmdrender.model import BoneFlags
+
+    model = load(samples_dir / "akane" / "akane.pmx")
+    poses = [{"head_x": x, "head_y": y, "neck_z": z} for x, y, z in CORNERS]
+    _moved_at_most_the_bound(model, Poser(model, MorphMapping(None, None, None)), poses,
+                             "akane")
+    head, shoulder = model.bone_index("頭"), model.bone_index("左肩")
+    bones = list(model.bones)
+    bones[shoulder] = replace(bones[shoulder], append_parent=head, append_ratio=1.0,
+                              flags=bones[shoulder].flags | BoneFlags.APPEND_ROTATE)
+    appended = replace(model, bones=tuple(bones))
+    poser = Poser(appended, MorphMapping(None, None, None))
+    arm = appended.weight_on(appended.subtree(model.bone_index("左腕"))) > 0.5
+    assert np.abs(poser.pose({"head_y": 1.0}).positions[arm] - model.vertices.positions[arm]
+                  ).max() > 0.3  # the arm does swing with the head
+    _moved_at_most_the_bound(appended, poser, poses, "akane with an appended shoulder")
