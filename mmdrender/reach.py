@@ -120,10 +120,13 @@ def _appended(model: Model, moving: dict[int, list], shift: np.ndarray) -> None:
         source = bone.append_parent
         if source is None or not 0 <= source < len(model.bones) or source == b:
             continue
-        ratio = abs(float(bone.append_ratio))
+        ratio = float(bone.append_ratio)
         if bone.appends_rotation and moving.get(source):  # q_own * q_source: inside
-            moving[int(b)] = [(axis, angle * ratio) for axis, angle in moving[source]] \
-                + moving.get(int(b), [])
+            copied = moving[source]
+            if ratio != 1.0 or len(copied) > 1:  # a part, or the inverse, of a turn about
+                # tilted or reversed axes: bound it as a turn about any axis
+                copied = [(None, abs(ratio) * sum(angle for _, angle in copied))]
+            moving[int(b)] = list(copied) + moving.get(int(b), [])
         if bone.appends_translation:
             shift[b] += shift[source] * ratio
 
@@ -140,11 +143,11 @@ def _turned(spread: np.ndarray, offset: np.ndarray, axis: str | None,
     (rotated, so its other component leaks in by ``sin``). About any axis every
     coordinate moves by at most the angle times the distance (offset and spread).
     """
-    angle = min(abs(angle), np.pi / 2) if axis is not None else abs(angle)
+    angle = abs(angle)
     if axis is None:
         reach = angle * (np.linalg.norm(offset, axis=1) + np.linalg.norm(spread, axis=1))
         return spread + reach[:, None]
-    c, s = np.cos(angle), np.sin(angle)
+    c, s = np.cos(angle), np.sin(min(angle, np.pi / 2))  # past 90° sin's bound stays 1
     k = _AXIS[axis]
     i, j = [a for a in range(3) if a != k]
     out = spread.copy()

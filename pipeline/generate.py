@@ -156,6 +156,8 @@ class ShardResult:
     images: int = 0
     failures: list[dict] = field(default_factory=list)
     warnings: list[dict] = field(default_factory=list)  # models drawn without some textures
+    shard: str = ""  # the file written, and its sha256 (see trust_written)
+    sha256: str = ""
     peak_memory_mb: float = 0.0  # of the worker process that rendered it
 
 
@@ -328,15 +330,26 @@ def finished_record(task: ShardTask, config: RunConfig) -> dict | None:
     return record
 
 
+_HASHES: dict[tuple, str] = {}  # (path, size, mtime_ns, inode) -> sha256, this process
+
+
 def _shard_sha256(shard: Path) -> str:
-    """The shard file's sha256, hashed once per process for each state of the file."""
+    """The shard file's sha256, hashed once per process for each state of the file (a
+    rewritten shard is a new inode and mtime), however many shards a dataset has."""
     status = shard.stat()
-    return _hash_of(str(shard), status.st_size, status.st_mtime_ns, status.st_ino)
+    key = (str(shard), status.st_size, status.st_mtime_ns, status.st_ino)
+    if key not in _HASHES:
+        _HASHES[key] = file_sha256(shard)
+    return _HASHES[key]
 
 
-@functools.lru_cache(maxsize=4096)
-def _hash_of(path: str, size: int, mtime_ns: int, inode: int) -> str:
-    return file_sha256(path)
+def trust_written(result: ShardResult) -> None:
+    """A shard this run just wrote hashes as its record says (the worker hashed it as it
+    wrote it): :func:`finish` need not read it again."""
+    if result.shard and result.sha256:
+        status = Path(result.shard).stat()
+        _HASHES[(result.shard, status.st_size, status.st_mtime_ns, status.st_ino)] = \
+            result.sha256
 
 
 def damaged_shards(tasks: list[ShardTask], config: RunConfig) -> list[str]:
@@ -398,8 +411,9 @@ def render_shard(task: ShardTask, config: RunConfig,
                 else:
                     result.images += task.model_images(examples)
                 reporting.finish(task.model_images(examples))
+        result.shard, result.sha256 = str(shard), file_sha256(shard)
         _write_json_atomically(record, {"fingerprint": tag, "bytes": shard.stat().st_size,
-                                        "sha256": file_sha256(shard),
+                                        "sha256": result.sha256,
                                         "failures": result.failures, "textures": textures,
                                         "warnings": result.warnings})
     except OSError as error:
@@ -657,7 +671,7 @@ def start_run(tasks: list[ShardTask], config: RunConfig,
             (out / CRASHED / marker).unlink(missing_ok=True)
     pending = [task for task in tasks if not is_done(task, config, retry_failed)]
     if pending:
-        for name in (MANIFEST, FAILURES_CSV):
+        for name in (MANIFEST, FAILURES_CSV, WARNINGS_CSV):
             (out / name).unlink(missing_ok=True)
     return pending
 

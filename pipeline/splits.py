@@ -166,8 +166,8 @@ def assign_splits(entries: Sequence[ModelEntry],
                for split, fraction in zip(SPLITS, fractions, strict=True)}
     candidates = [split for split in SPLITS if targets[split] > 0]
     waiting = sorted(open_groups, key=lambda g: source_order_key(seed, g))
-    if every_split:  # the smallest shares first, each the smallest source left
-        for split in sorted(candidates, key=lambda s: targets[s]):
+    if every_split:  # train first, then the smallest shares, each the smallest source left
+        for split in sorted(candidates, key=lambda s: (s != "train", targets[s])):
             if counts[split] == 0 and waiting:
                 name = min(waiting, key=lambda g: open_groups[g])
                 waiting.remove(name)

@@ -284,3 +284,16 @@ def test_other_rendering_code_renders_every_shard_again(library, reference, tmp_
     result = run(dataset_args(index, root, out))
     assert result.exit_code == 0, result.output
     assert "(0 already done)" in result.stderr
+
+
+def test_a_fresh_run_hashes_each_shard_once(library, tmp_path, monkeypatch):
+    """The worker hashes a shard as it writes it; finish trusts that, reading nothing again."""
+    root, index = library
+    hashed = []
+    real = generate.file_sha256
+    monkeypatch.setattr(generate, "file_sha256", lambda path: hashed.append(str(path)) or
+                        real(path))
+    out = tmp_path / "out"
+    assert run(dataset_args(index, root, out)).exit_code == 0
+    shards = [p for p in hashed if p.endswith(".h5")]
+    assert sorted(shards) == sorted(str(p) for p in out.glob("*.h5"))

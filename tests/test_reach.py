@@ -140,12 +140,16 @@ def test_every_vertex_moves_within_its_bound_appended_bones_included(samples_dir
     _moved_at_most_the_bound(model, Poser(model, MorphMapping(None, None, None)), poses,
                              "akane")
     head, shoulder = model.bone_index("頭"), model.bone_index("左肩")
-    bones = list(model.bones)
-    bones[shoulder] = replace(bones[shoulder], append_parent=head, append_ratio=1.0,
-                              flags=bones[shoulder].flags | BoneFlags.APPEND_ROTATE)
-    appended = replace(model, bones=tuple(bones))
-    poser = Poser(appended, MorphMapping(None, None, None))
-    arm = appended.weight_on(appended.subtree(model.bone_index("左腕"))) > 0.5
-    assert np.abs(poser.pose({"head_y": 1.0}).positions[arm] - model.vertices.positions[arm]
-                  ).max() > 0.3  # the arm does swing with the head
-    _moved_at_most_the_bound(appended, poser, poses, "akane with an appended shoulder")
+    for ratio in (1.0, -1.0, 0.5, -0.5, 3.0):  # a part or the inverse: tilted, reversed axes
+        bones = list(model.bones)
+        bones[shoulder] = replace(bones[shoulder], append_parent=head, append_ratio=ratio,
+                                  flags=bones[shoulder].flags | BoneFlags.APPEND_ROTATE)
+        appended = replace(model, bones=tuple(bones))
+        poser = Poser(appended, MorphMapping(None, None, None))
+        arm = appended.weight_on(appended.subtree(model.bone_index("左腕"))) > 0.5
+        swing = poser.pose({"head_y": 1.0}).positions[arm] - model.vertices.positions[arm]
+        assert np.abs(swing).max() > 0.1  # the arm does swing with the head
+        _moved_at_most_the_bound(appended, poser, poses, f"akane, shoulder appended x{ratio}")
+    # turns past 90° (an API user's Poser): the 1 - cos term keeps growing
+    _moved_at_most_the_bound(model, Poser(model, MorphMapping(None, None, None), degrees=120),
+                             poses, "akane at 120°")

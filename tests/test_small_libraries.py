@@ -80,3 +80,14 @@ def test_scan_leaves_out_the_folders_and_files_it_is_told_to(tmp_path):
     assert result.exit_code == 0, result.output
     assert sorted(e.path for e in read_index(index)) == ["a/m.pmx", "b/new/m.pmd"]
     assert "added 2 model(s), 0 already indexed, 3 file(s) excluded" in result.output
+
+
+def test_every_split_never_leaves_train_without_a_source(tmp_path):
+    entries = [ModelEntry(model_id=f"{s}-a", path=f"{s}/a.pmx", source=s) for s in ("x", "y")]
+    index = tmp_path / "index.csv"
+    write_index(index, entries)
+    result = run("split", "--index", index, "--every-split", "--fractions", "0.8,0.1,0.1")
+    assert result.exit_code == 0, result.output
+    groups = splits_of(index)
+    assert len(groups["train"]) == 1 and len(groups["validation"]) == 1
+    assert "warning: the test split got no model" in result.stderr  # kept: too few sources

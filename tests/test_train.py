@@ -710,6 +710,15 @@ def test_the_grid_spreads_over_models_and_starts_with_each_models_extremes():
     poses = np.array([[0.1], [0.9], [0.5], [0.0], [-1.0], [0.2], [0.3], [0.4]])
     assert grid_examples(ids, poses, 8) == [1, 4, 7, 3, 5, 2, 6, 0]
     assert grid_examples(ids, poses, 3) == [1, 4, 7]
+    # measured from the rest input: THA1's has the mouth open, so mouth 1 is near rest
+    from pipeline.train.evaluate import rest_values
+
+    rest = rest_values("tha1", ("eye_left", "eye_right", "mouth"))
+    assert rest.tolist() == [0.0, 0.0, 1.0]
+    assert grid_examples(["a", "a"], np.array([[0, 0, 1], [0.7, 0.7, 0.2]]), 1, rest) == [1]
+    wide = far_from_rest("tha3", ("eye_surprised_left", "eye_wink_left"),
+                         np.array([[1.0, 0.0], [0.0, 1.0]]))
+    assert wide["eyes_closed"].tolist() == [False, True]  # wide open is not closed
     tha1 = np.array([[1.0, 0.0, 1.0], [0.0, 0.0, 0.1], [0.5, 0.6, 0.5]])
     masks = far_from_rest("tha1", ("eye_left", "eye_right", "mouth"), tha1)
     assert masks["eyes_closed"].tolist() == [True, False, False]
@@ -834,3 +843,16 @@ def test_the_readme_reader_example_runs_and_yields_what_it_says(dataset):
     loader = torch.utils.data.DataLoader(triples, batch_size=2)
     batch = next(iter(loader))
     assert batch["rest"].shape == (2, 4, SIZE, SIZE) and len(batch["model_id"]) == 2
+
+
+def test_the_rotators_baseline_counts_both_its_outputs(dataset, rotator_run, monkeypatch):
+    """A rotator handing back its input for both outputs scores exactly the baseline."""
+    model, checkpoint = loop.load_network(rotator_run)
+    data = tdata.TripleDataset(dataset, "validation", "rotator")
+    config = loop.RunConfig(network="rotator", data=str(dataset), batch_size=2, val_batches=1,
+                            workers=0)
+    monkeypatch.setattr(loop, "forward", lambda network, model, source, pose, rotator:
+                        (source.clone(), source.clone()))
+    loss, baseline = loop.validate("rotator", model, data, config, torch.device("cpu"), None,
+                                   None)
+    assert loss == pytest.approx(baseline) and baseline > 0

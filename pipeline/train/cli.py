@@ -168,8 +168,9 @@ def eval_summary(result: dict) -> list[str]:
                "baseline_rmse": result["baseline"]["rmse"],
                "baseline_ssim": result["baseline"]["ssim"],
                "beats_baseline": result["beats_baseline"]}
-    lines = [f"{result['network']} at step {result['step']} on {result['examples']} "
-             f"{result['split']} examples: {figures(overall)}"]
+    count = result["examples"]
+    lines = [f"{result['network']} at step {result['step']} on {count} {result['split']} "
+             f"example{'s' if count != 1 else ''}: {figures(overall)}"]
     for name, f in result["far_from_rest"].items():
         lines.append(f"  {name.replace('_', ' ')} ({f['examples']} examples): "
                      + (figures(f) if f["examples"] else "none in this split"))

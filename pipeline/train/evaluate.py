@@ -98,7 +98,8 @@ def far_from_rest(schema_name: str, parameters: tuple[str, ...],
     category = {p.name: p.category for p in schema.parameters}
     columns = {name: i for i, name in enumerate(parameters)}
     subsets = {}
-    eyes = [columns[n] for n in parameters if category[n] == "eye"]
+    closing = {p.name for p in schema.parameters if p.group in ("eye_wink", "eye_happy_wink")}
+    eyes = [columns[n] for n in parameters if n in closing]  # not surprised, not raised lids
     if eyes:
         subsets["eyes_closed"] = poses[:, eyes].max(axis=1) >= FAR
     if "mouth" in columns:  # THA1's rest input has the mouth open
@@ -129,11 +130,21 @@ def _scores(rmse_net: np.ndarray, ssim_net: np.ndarray, rmse_base: np.ndarray,
             "beats_baseline": float((rmse_net[mask] < rmse_base[mask]).mean())}
 
 
-def grid_examples(model_ids: list[str], poses: np.ndarray, count: int) -> list[int]:
+def rest_values(schema_name: str, parameters: tuple[str, ...]) -> np.ndarray:
+    """The pose of a rest input: THA1's has the mouth open; the wide schemas' defaults."""
+    schema = SCHEMAS[schema_name]
+    return np.array([1.0 if (schema_name, n) == ("tha1", "mouth") else
+                     schema.parameter(n).default for n in parameters])
+
+
+def grid_examples(model_ids: list[str], poses: np.ndarray, count: int,
+                  rest: np.ndarray | None = None) -> list[int]:
     """Up to ``count`` examples spread over the models and over each model's pose range:
-    models in turn, each giving first its example farthest from rest, then its nearest,
-    then the middle one, and so on."""
-    distance = np.abs(poses).max(axis=1) if poses.size else np.zeros(len(model_ids))
+    models in turn, each giving first its example farthest from ``rest`` (default: all 0),
+    then its nearest, then the middle one, and so on."""
+    if rest is None:
+        rest = np.zeros(poses.shape[1] if poses.ndim == 2 else 0)
+    distance = np.abs(poses - rest).max(axis=1) if poses.size else np.zeros(len(model_ids))
     by_model: dict[str, list[int]] = {}
     for i, model_id in enumerate(model_ids):
         by_model.setdefault(model_id, []).append(i)
@@ -229,7 +240,8 @@ def evaluate_run(data_dir: str | os.PathLike, run_dir: str | os.PathLike,
               "far_from_rest": {name: _scores(*net, *base, mask) for name, mask in
                                 far_from_rest(data.schema_name, data.parameters, poses).items()},
               "grid": {"columns": ["input", *names, "ground truth"]}}
-    chosen = grid_examples(model_ids, poses, GRID_ROWS)
+    chosen = grid_examples(model_ids, poses, GRID_ROWS,
+                           rest_values(data.schema_name, data.parameters))
     result["grid"]["examples"] = chosen
     picture = _grid_picture(data, chosen, network, model, rotator, dev, names, model_ids,
                             poses, checkpoint["step"])

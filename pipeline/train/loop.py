@@ -583,9 +583,10 @@ def validate(network: str, model: nn.Module, data: TripleDataset, config: RunCon
     total = baseline = 0.0
     for batch in batches_of(loader):
         source, pose, target = (batch[k].to(device) for k in ("source", "pose", "target"))
-        loss = loss_of(forward(network, model, source, pose, rotator), target, perceptual)
-        total += float(loss) * len(source)
-        baseline += float(loss_of((source,), target, perceptual)) * len(source)
+        outputs = forward(network, model, source, pose, rotator)
+        total += float(loss_of(outputs, target, perceptual)) * len(source)
+        # every output taken as the input, as the loss sums over the outputs
+        baseline += float(loss_of((source,) * len(outputs), target, perceptual)) * len(source)
     model.train(was_training)
     return total / len(indices), baseline / len(indices)
 
