@@ -20,7 +20,8 @@ _PACKAGES = {"libglib-2.0.so.0": "libglib2.0-0", "libgthread-2.0.so.0": "libglib
              "libgobject-2.0.so.0": "libglib2.0-0", "libGLdispatch.so.0": "libglvnd0",
              "libgcc_s.so.1": "libgcc-s1", "libz.so.1": "zlib1g", "libm.so.6": "libc6",
              "libpthread.so.0": "libc6", "libdl.so.2": "libc6", "librt.so.1": "libc6",
-             "libbrotlidec.so.1": "libbrotli1", "libbrotlicommon.so.1": "libbrotli1"}
+             "libbrotlidec.so.1": "libbrotli1", "libbrotlicommon.so.1": "libbrotli1",
+             "libharfbuzz.so.0": "libharfbuzz0b"}
 _NOT_FOUND = re.compile(r"^\s*(\S+)\s+=>\s+not found", re.MULTILINE)
 _SONAME = re.compile(r"^(?P<name>.+?)\.so\.(?P<version>\d+)")
 
@@ -54,7 +55,7 @@ def debian_package(soname: str) -> str:
     match = _SONAME.match(soname)
     if match is None:
         return soname
-    name, version = match["name"].lower(), match["version"]
+    name, version = match["name"].lower().replace("_", "-"), match["version"]
     return f"{name}{'-' if name[-1].isdigit() else ''}{version}"
 
 

@@ -78,8 +78,9 @@ main.add_command(eval_command)
               help="Index a file even when the same bytes are already indexed under another "
                    "path (split keeps such copies in one split).")
 @click.option("--exclude", "exclude", multiple=True, metavar="PATTERN",
-              help="Leave out files whose path below the models root, or a folder on it, "
-                   "matches this glob (repeatable): --exclude _robustness --exclude '*/old/*'.")
+              help="Leave out files whose path below the models root, or any folder on it, "
+                   "matches this glob (repeatable): --exclude _robustness --exclude 'old*' "
+                   "--exclude 'maker/tests/*'.")
 @reports_errors
 def scan(folder: Path, index_path: Path, root: Path | None, update_changed: bool,
          keep_duplicates: bool, exclude: tuple[str, ...]):

@@ -820,6 +820,12 @@ def test_cpu_defaults_follow_the_device_and_the_image_size(dataset, tmp_path, mo
     checkpoint = load_checkpoint(tmp_path)
     assert checkpoint["model_config"]["res_blocks"] == 2
     assert checkpoint["run_config"]["workers"] == 0
+    given = cli("train", "morpher", "--data", dataset, "--run", tmp_path / "given", "--steps", 1,
+                "--channels", 4, "--downsamplings", 2, "--batch-size", 2, "--res-blocks", 1,
+                "--quiet")
+    assert given.exit_code == 0, given.output
+    assert "--res-blocks 2" not in given.stderr and "--workers 0" in given.stderr
+    assert load_checkpoint(tmp_path / "given")["model_config"]["res_blocks"] == 1
     # given values win, and a resumed run keeps what it started with
     again = cli("train", "morpher", "--data", dataset, "--run", tmp_path, "--steps", 2,
                 "--channels", 4, "--downsamplings", 2, "--batch-size", 2, "--quiet")
