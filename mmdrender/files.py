@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,19 +12,22 @@ def read_input(path: Path, error: Callable[[Path, str], Exception], kind: str,
                limit: int | None = None) -> bytes:
     """The bytes of ``path``, a ``kind`` file ("model", "motion"); ``error(path, reason)``
     is raised when it is missing, a folder, unreadable, larger than ``limit`` or empty.
-    The size is checked before anything is read, and no more than ``limit`` + 1
-    bytes are read (a device or a pipe says it is empty)."""
+    Only regular files are read (a pipe would block, a device never end); the size
+    is checked before anything is read, and no more than ``limit`` + 1 bytes are."""
     try:
-        if os.path.isdir(path):
+        status = os.stat(path)
+        if stat.S_ISDIR(status.st_mode):
             raise error(path, f"is a folder, not a {kind} file")
+        if not stat.S_ISREG(status.st_mode):  # a pipe would block, a device never end
+            raise error(path, f"is not a regular file (a pipe or a device), not a {kind} file")
         if limit is None:
             data = path.read_bytes()
         else:
-            size = os.stat(path).st_size
+            size = status.st_size
             if size > limit:
                 raise error(path, f"is {size / 2**20:.0f} MiB, more than any {kind} "
                                   f"({limit // 2**20} MiB at most); is it one?")
-            with open(path, "rb") as f:  # a device or pipe has no size: read no more anyway
+            with open(path, "rb") as f:  # read no more than the limit, whatever stat said
                 data = f.read(limit + 1)
             if len(data) > limit:
                 raise error(path, f"holds more than {limit // 2**20} MiB, more than any "

@@ -317,3 +317,28 @@ def test_a_scan_says_per_row_what_it_could_not_propose(library, tmp_path, monkey
     assert reasons["kai-kai"].startswith("proposed without a mouth-open morph")
     assert reasons["yuki-yuki"].startswith("proposed without head bounds, eye morphs")
     assert [m for m, r in reasons.items() if r] == ["kai-kai", "yuki-yuki"]
+
+
+def test_a_texture_that_is_a_pipe_does_not_hang_the_run(library, tmp_path):
+    """A FIFO (or a device) where a texture should be: opening it would block forever."""
+    import os
+
+    root, index = copy_library(library, tmp_path)
+    texture = root / "akane" / "hair.png"
+    texture.unlink()
+    os.mkfifo(texture)
+    out = tmp_path / "out"
+    pipeline = Path(sys.executable).with_name("pipeline")
+    result = subprocess.run([str(pipeline), *map(str, dataset_args(index, root, out))],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (row,) = read_csv(out / "warnings.csv")
+    assert row["model_id"] == "akane-akane" and "is not a file" in row["warning"]
+
+
+def test_a_motion_that_is_a_device_is_one_error_line(library, tmp_path):
+    root, index = library
+    result = run(["motion2pose", "/dev/zero", "--model-id", "akane-akane", "--index", index,
+                  "--root", root, "-o", tmp_path / "t.csv"])
+    lines = error_lines(result)
+    assert len(lines) == 1 and "is not a regular file" in lines[0]
