@@ -179,10 +179,13 @@ def _check_image(image, size: int, what: str) -> np.ndarray:
 
 def _image_problem(image: np.ndarray) -> str | None:
     """What breaks the image rules (spec section 1), or None. ``image`` (S, S, 4) uint8."""
-    transparent = image[..., 3] == 0
+    # One 32-bit word per pixel, alpha in the high byte (RGBA, little-endian): a pixel is
+    # transparent when the word is below 2**24, and stray when it is so but not 0.
+    words = np.ascontiguousarray(image).view("<u4")
+    transparent = words < np.uint32(1 << 24)
     if transparent.all():
         return "no character: every pixel is transparent"
-    stray = int(np.count_nonzero(image[transparent][:, :3].any(axis=-1)))
+    stray = int(np.count_nonzero(transparent & (words != 0)))
     if stray:
         return f"background not (0,0,0,0): {stray} pixels have alpha 0 but a colour"
     return None
