@@ -91,7 +91,7 @@ def main() -> int:
         samples = [replace(e, split="train") for e in sample_entries(root)]
         for antialiasing in ANTIALIASING:
             measure("sample characters (5 models)", samples, root, antialiasing)
-        measure("heavy sample (55k vertices) x4", heavy_entries(root), root, ANTIALIASING[0],
+        measure("heavy sample (57k vertices) x4", heavy_entries(root), root, ANTIALIASING[0],
                 target=HEAVY_TARGET)
     if (SHARED / REAL_MODEL).exists():
         for antialiasing in ANTIALIASING:

@@ -223,14 +223,14 @@ class _Segments:
         starts = np.searchsorted(tracks.track, tracks_used, side="left")
         ends = np.searchsorted(tracks.track, tracks_used, side="right")
         self.starts, self.ends = starts, ends
-        self._track_of = tracks.track
         self._tracks_used = tracks_used
+        # one sorted key per keyframe: track, then frame (frames < 2^33)
+        self._keys = tracks.track.astype(np.float64) * 2.0**33 + self.frames
 
     def at(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(F, T) indices of the keys before and after each frame, and how far between (0-1)."""
-        key = self._track_of.astype(np.float64) * 2.0**33 + self.frames
         wanted = self._tracks_used[None, :] * 2.0**33 + frames[:, None]
-        after = np.searchsorted(key, wanted, side="right")  # first key past the frame
+        after = np.searchsorted(self._keys, wanted, side="right")  # first key past the frame
         i1 = np.clip(after, self.starts, self.ends - 1)
         i0 = np.clip(after - 1, self.starts, self.ends - 1)
         span = self.frames[i1] - self.frames[i0]

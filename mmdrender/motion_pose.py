@@ -147,8 +147,8 @@ class MotionPoses:
         body_r = np.tile(np.eye(3), (count, 1, 1))
         eye_locals = {side: np.zeros((count, 4)) for side in self._eyes}
         for f in range(count):
-            resolved, _ = self.skeleton.resolve_appends(rotations[f], translations[f])
-            global_r, _ = self.skeleton.global_transforms(rotations[f], translations[f])
+            resolved, moved = self.skeleton.resolve_appends(rotations[f], translations[f])
+            global_r, _ = self.skeleton.compose(resolved, moved)
             if self._head is not None:
                 head_r[f] = global_r[self._head]
             if self._body is not None:

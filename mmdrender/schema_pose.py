@@ -193,8 +193,6 @@ class SchemaPoser:
                 bounds.setdefault(index, []).append((axis, math.radians(abs(degrees))))
 
         live = {n for n in self.schema.names if self.realisations[n] != "absent"}
-        head = max((p.degrees or 0.0 for p in self.schema.parameters
-                    if p.category == "face_rotation"), default=0.0)
         for bone, turn in self.posture.items():  # inside every turn below, in every image
             add(bone, None, math.degrees(2 * math.acos(min(1.0, abs(float(turn[3]))))))
         if live & {"iris_rotation_x", "iris_rotation_y"}:
@@ -213,11 +211,9 @@ class SchemaPoser:
             add(self.rig.chest_bone or self.rig.body_bone, "x", s.breathing_chest_degrees)
             for bone in self.rig.shoulders.values():
                 add(bone, "z", s.breathing_shoulder_degrees)
-        if live & {"head_x", "head_y"}:
-            add("頭", "x", head)
-            add("頭", "y", head)
-        if "neck_z" in live:
-            add("首", "z", head)
+        if live & {"head_x", "head_y", "neck_z"}:  # THA1's head and neck, posed the same way
+            for bone, turns in self.poser.turn_bounds().items():
+                bounds.setdefault(bone, []).extend(turns)
         return bounds
 
     def _turn(self, turns: dict, bone: str | None, rotation: np.ndarray) -> None:

@@ -168,7 +168,11 @@ class Skeleton:
         rotations: (B, 4) xyzw local rotations; translations: (B, 3) local moves
         added to the rest offsets. Appends are resolved here.
         """
-        rotations, translations = self.resolve_appends(rotations, translations)
+        return self.compose(*self.resolve_appends(rotations, translations))
+
+    def compose(self, rotations: np.ndarray,
+                translations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`global_transforms` of locals whose appends are already resolved."""
         local_r = quat_to_matrix(rotations)
         local_t = self.offsets + translations
         global_r, global_t = local_r.copy(), local_t.copy()

@@ -117,7 +117,7 @@ def face_mesh(model) -> tuple[np.ndarray, np.ndarray]:
 class ClipRenderer:
     """Loads the motion and the model once; renders chunks of frames."""
 
-    def __init__(self, job: ClipJob):
+    def __init__(self, job: ClipJob, motion: Motion | None = None):
         entry = job.entry
         if entry.head_top_y is None or entry.head_bottom_y is None:
             raise PipelineError(f"model {entry.model_id} has no head bounds in the index; "
@@ -125,7 +125,7 @@ class ClipRenderer:
         if job.camera not in CAMERAS:
             raise PipelineError(f"camera must be one of {', '.join(CAMERAS)}, not {job.camera!r}")
         self.job = job
-        self.motion = Motion.load(job.motion)
+        self.motion = motion if motion is not None else Motion.load(job.motion)
         self.model = load_model(job.model_path, root=job.models_root)
         self.bound = self.motion.bind(self.model)
         self.bound.check_matches()
@@ -197,16 +197,17 @@ class ClipResult:
 
 
 def render_clip(job: ClipJob, progress: Callable[[int], None] | None = None,
-                on_start: Callable[[int, int], None] | None = None) -> ClipResult:
+                on_start: Callable[[int, int], None] | None = None,
+                motion: Motion | None = None) -> ClipResult:
     """Render ``job`` to its sequence shard, going on from finished parts of a stopped run.
 
     ``on_start(total, done)`` is called once the work is known; ``progress(n)``
-    after each rendered chunk of ``n`` frames.
+    after each rendered chunk of ``n`` frames. ``motion``: ``job.motion`` already read.
     """
     if not job.frames:
         raise PipelineError("no frames to render")
     try:
-        clip = ClipRenderer(job)
+        clip = ClipRenderer(job, motion)
     except MMDRenderError as error:
         raise PipelineError(str(error)) from None
     settings = job.settings(clip.motion.sha256, file_sha256(job.model_path))

@@ -33,7 +33,6 @@ from pipeline.generate import (
     start_run,
     suspect_models,
     total_images,
-    trust_written,
 )
 from pipeline.index import models_root as default_models_root
 from pipeline.index import read_index
@@ -209,7 +208,6 @@ def _render(tasks, pending, config, workers, backend, root) -> tuple[int, float,
                       desc="rendering") as bar:
         for result in run_tasks(pending, config, workers, backend, progress=bar.update,
                                 notice=lambda text: bar.write(text, file=sys.stderr)):
-            trust_written(result)
             rendered += result.images
             peak_mb = max(peak_mb, result.peak_memory_mb)
             for failure in result.failures:

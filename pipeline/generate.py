@@ -345,7 +345,7 @@ def _shard_sha256(shard: Path) -> str:
 
 def trust_written(result: ShardResult) -> None:
     """A shard this run just wrote hashes as its record says (the worker hashed it as it
-    wrote it): :func:`finish` need not read it again."""
+    wrote it): :func:`finish` need not read it again. :func:`run_tasks` calls it."""
     if result.shard and result.sha256:
         status = Path(result.shard).stat()
         _HASHES[(result.shard, status.st_size, status.st_mtime_ns, status.st_ino)] = \
@@ -559,13 +559,6 @@ def render_model(entry: ModelEntry, config: RunConfig, examples: int, path: Path
         # pose says so (both eyes equal) and the shard flags the model.
         poses[:, config.schema.index("eye_right")] = poses[:, config.schema.index("eye_left")]
 
-    def posing(values: dict[str, float]):
-        morphs = {}
-        if not one_eye:
-            morphs[entry.wink_both] = values.pop("eye_left", 0.0)
-            values.pop("eye_right", None)
-        return poser.pose(values, morphs)
-
     fields = {"model_id": entry.model_id, "sha256": entry.sha256 or file_sha256(path),
               "head_top_y": entry.head_top_y, "head_bottom_y": entry.head_bottom_y,
               "wink_left": mapping.wink_left or "", "wink_right": mapping.wink_right or "",
@@ -578,7 +571,11 @@ def render_model(entry: ModelEntry, config: RunConfig, examples: int, path: Path
                          config.supersample).prepare(drawn)
 
     def pose(values: dict[str, float]):  # drawn with only the triangles that can show
-        return replace(posing(values), model=drawn)
+        morphs = {}
+        if not one_eye:
+            morphs[entry.wink_both] = values.pop("eye_left", 0.0)
+            values.pop("eye_right", None)
+        return replace(poser.pose(values, morphs), model=drawn)
 
     try:
         rest = scene.draw(pose({"mouth": 1.0}), camera, lights)
@@ -694,10 +691,19 @@ def run_tasks(tasks: list[ShardTask], config: RunConfig, workers: int = 1,
     the next run checks the suspects. With Dask, a shard whose task killed
     workers as often as the scheduler allows is an error naming it. ``notice``,
     when given, is told in words when a worker died and what happens next.
+    Each shard written counts as hashed (:func:`trust_written`).
     """
-    if backend == "dask":
-        yield from _on_dask(tasks, config, progress)
-        return
+    results = _on_dask(tasks, config, progress) if backend == "dask" else \
+        _on_loky(tasks, config, workers, progress, notice)
+    for result in results:
+        trust_written(result)
+        yield result
+
+
+def _on_loky(tasks: list[ShardTask], config: RunConfig, workers: int,
+             progress: Callable[[int], object] | None,
+             notice: Callable[[str], object] | None) -> Iterator[ShardResult]:
+    """:func:`run_tasks` with loky worker processes (or this process, for one)."""
     from joblib.externals.loky.process_executor import TerminatedWorkerError
 
     out = Path(config.out)
@@ -742,7 +748,7 @@ def run_tasks(tasks: list[ShardTask], config: RunConfig, workers: int = 1,
                         take_back()
                         crashed |= _confirm_crashes(out)
             suspects = set()
-            if workers == 1 and backend == "loky":
+            if workers == 1:
                 for task in list(remaining):
                     result = render_shard(task, config, count, frozenset(crashed))
                     finished += task.images

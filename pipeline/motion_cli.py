@@ -61,14 +61,16 @@ def motion_frames(motion: Motion, frames_text: str | None, fps: float) -> np.nda
         raise PipelineError(f"--frames/--fps: {error}") from None
 
 
+def clipped_line(track: PoseTrack) -> str:
+    if not track.clipped:
+        return "no value needed clipping"
+    clipped = ", ".join(f"{name} {count}" for name, count in track.clipped.items())
+    return f"pose values clipped to their ranges (frames per parameter): {clipped}"
+
+
 def describe_track(track: PoseTrack, poses: MotionPoses) -> list[str]:
     """The summary lines: clipped values, and keyed morphs no parameter takes."""
-    lines = []
-    if track.clipped:
-        clipped = ", ".join(f"{name} {count}" for name, count in track.clipped.items())
-        lines.append(f"clipped to their ranges (frames per parameter): {clipped}")
-    else:
-        lines.append("no value needed clipping")
+    lines = [clipped_line(track)]
     bound = poses.bound
     used = poses.morphs_used()
     unused = [name for name in bound.matched_morphs
@@ -102,17 +104,11 @@ def with_model_options(command):
     return command
 
 
-def _load(motion_path: Path, model_id: str, index_path: Path, root: Path | None):
+def _inputs(motion_path: Path, model_id: str, index_path: Path, root: Path | None):
+    """The index row, models root and model file of ``model_id``, and the motion read."""
     entry = entry_for(index_path, model_id)
     root = default_models_root(root, index_path)
-    path = resolve_model_path(entry, root)
-    motion = Motion.load(motion_path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # missing textures do not matter to a pose
-        model = load_model(path, root=root)
-    bound = motion.bind(model)
-    bound.check_matches()
-    return entry, root, path, motion, bound
+    return entry, root, resolve_model_path(entry, root), Motion.load(motion_path)
 
 
 @click.command("motion2pose")
@@ -134,7 +130,11 @@ def motion2pose_command(motion, model_id, index_path, root, schema, frames_text,
 
     if out.suffix not in TRACK_FORMATS:
         raise PipelineError(f"{out}: write the track to a .csv or .npy file")
-    entry, _, _, motion, bound = _load(motion, model_id, index_path, root)
+    entry, root, path, motion = _inputs(motion, model_id, index_path, root)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # missing textures do not matter to a pose
+        bound = motion.bind(load_model(path, root=root))
+    bound.check_matches()
     frames = motion_frames(motion, frames_text, fps)
     poses = MotionPoses(bound, SCHEMAS[schema], rig_of(entry))
     track = poses.track(frames)
@@ -197,7 +197,7 @@ def clip_command(motion, model_id, index_path, root, schema, frames_text, fps, o
         raise PipelineError(f"{out}: the sequence shard is an HDF5 file (.h5)")
     if video is not None and video.suffix.lower() != ".mp4":
         raise PipelineError(f"--video {video}: write an .mp4 file")
-    entry, root, path, loaded, _ = _load(motion, model_id, index_path, root)
+    entry, root, path, loaded = _inputs(motion, model_id, index_path, root)
     frames = motion_frames(loaded, frames_text, fps)
     job = ClipJob(motion=motion, entry=entry, model_path=path, models_root=root, out=out,
                   schema=schema, frames=tuple(float(f) for f in frames), fps=fps, size=size,
@@ -216,7 +216,8 @@ def clip_command(motion, model_id, index_path, root, schema, frames_text, fps, o
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            result = render_clip(job, progress=lambda n: bar.update(n), on_start=start)
+            result = render_clip(job, progress=lambda n: bar.update(n), on_start=start,
+                                 motion=loaded)
         finally:
             if bar is not None:
                 bar.close()
@@ -226,8 +227,7 @@ def clip_command(motion, model_id, index_path, root, schema, frames_text, fps, o
     click.echo(f"wrote {result.frames} frames ({schema}, {job.image_size}px, frames "
                f"{frames[0]:g} to {frames[-1]:g} at {fps:g} fps, camera {camera}) to {out}")
     if result.track.clipped:
-        clipped = ", ".join(f"{n} {c}" for n, c in result.track.clipped.items())
-        click.echo(f"pose values clipped to their ranges (frames per parameter): {clipped}")
+        click.echo(clipped_line(result.track))
     if video is not None:
         from pipeline.clip_reader import clip_images
         from pipeline.video import write_video

@@ -144,181 +144,96 @@ def test_a_material_morph_is_not_split_into_halves(sample_proposals):
 #   centre line (no halves), it has no eye bones (no iris rotation).
 # - 上半身2 / 上半身２ where a model has one is the chest; Appearance Miku's shoulders
 #   hang from collarbones.
+BROWS = dict(eyebrow_troubled='困る', eyebrow_angry='怒り', eyebrow_lowered='下',
+             eyebrow_raised='上', eyebrow_happy='にこり', eyebrow_serious='真面目')
+BROW_HALVES = ("eyebrow_troubled eyebrow_angry eyebrow_lowered eyebrow_raised eyebrow_happy "
+               "eyebrow_serious eye_wink eye_happy_wink")
+
+
+def bones(chest: str | None = None, eyes: bool = True) -> dict:
+    """The body bones every real model has under their standard names, and its chest."""
+    eye = dict(eye_bone_left='左目', eye_bone_right='右目') if eyes else \
+        dict(eye_bone_left=None, eye_bone_right=None)
+    return dict(**eye, body_bone='上半身', chest_bone=chest, shoulder_left='左肩',
+                shoulder_right='右肩')
+
+
+ANIMASA_MIKU = dict(  # the PMX conversion and the v2 PMD agree
+    morphs=dict(**BROWS, eye_surprised='びっくり', eye_relaxed='なごみ', eye_unimpressed='じと目',
+                iris_small='瞳小', mouth_iii='い', mouth_uuu='う', mouth_ooo='お',
+                mouth_delta='▲', mouth_smirk='はんっ！'),
+    halves=f"{BROW_HALVES} eye_surprised eye_relaxed eye_unimpressed iris_small",
+    bones=bones())
 EXPECTED = {
     "animasa_kaito/kaito.pmd": dict(
-        morphs=dict(
-            eyebrow_troubled='困る', eyebrow_angry='怒り', eyebrow_lowered='下',
-            eyebrow_raised='上',
-            eyebrow_happy='にこり', eyebrow_serious='真面目', eye_surprised='びっくり',
-            eye_relaxed='なごみ',
-            iris_small='瞳小', mouth_iii='い', mouth_uuu='う', mouth_ooo='お', mouth_delta='▲',
-            mouth_smirk='にやり'),
-        halves=(
-            "eyebrow_troubled eyebrow_angry eyebrow_lowered eyebrow_raised eyebrow_happy "
-            "eyebrow_serious eye_wink eye_happy_wink eye_surprised eye_relaxed iris_small"),
-        bones=dict(
-            eye_bone_left='左目', eye_bone_right='右目', body_bone='上半身', chest_bone=None,
-            shoulder_left='左肩', shoulder_right='右肩')),
+        morphs=dict(**BROWS, eye_surprised='びっくり', eye_relaxed='なごみ', iris_small='瞳小',
+                    mouth_iii='い', mouth_uuu='う', mouth_ooo='お', mouth_delta='▲',
+                    mouth_smirk='にやり'),
+        halves=f"{BROW_HALVES} eye_surprised eye_relaxed iris_small",
+        bones=bones()),
     "animasa_len/ren.pmd": dict(
-        morphs=dict(
-            eyebrow_troubled='困る', eyebrow_angry='怒り', eyebrow_lowered='下',
-            eyebrow_raised='上',
-            eyebrow_happy='にこり', eyebrow_serious='真面目', eye_relaxed='なごみ', mouth_iii='い',
-            mouth_uuu='う', mouth_ooo='お', mouth_delta='▲'),
-        halves=(
-            "eyebrow_troubled eyebrow_angry eyebrow_lowered eyebrow_raised eyebrow_happy "
-            "eyebrow_serious eye_wink eye_happy_wink eye_relaxed"),
-        bones=dict(
-            eye_bone_left='左目', eye_bone_right='右目', body_bone='上半身', chest_bone=None,
-            shoulder_left='左肩', shoulder_right='右肩')),
+        morphs=dict(**BROWS, eye_relaxed='なごみ', mouth_iii='い', mouth_uuu='う', mouth_ooo='お',
+                    mouth_delta='▲'),
+        halves=f"{BROW_HALVES} eye_relaxed",
+        bones=bones()),
     "animasa_meiko/MEIKO.pmd": dict(
-        morphs=dict(
-            eyebrow_troubled='困る', eyebrow_troubled_left='困り眉右',
-            eyebrow_troubled_right='困り眉左',
-            eyebrow_angry='怒り', eyebrow_angry_left='怒り眉右', eyebrow_angry_right='怒り眉左',
-            eyebrow_lowered='下', eyebrow_raised='上', eyebrow_happy='にこり',
-            eyebrow_serious='真面目',
-            eyebrow_serious_left='ｷﾘｯ眉右', eyebrow_serious_right='ｷﾘｯ眉左', eye_relaxed='なごみ',
-            eye_unimpressed='じと目', iris_small='瞳小', mouth_iii='い', mouth_uuu='う',
-            mouth_eee='え',
-            mouth_ooo='お', mouth_delta='△', mouth_smirk='にやり'),
-        halves=(
-            "eyebrow_troubled eyebrow_angry eyebrow_lowered eyebrow_raised eyebrow_happy "
-            "eyebrow_serious eye_wink eye_happy_wink eye_relaxed eye_unimpressed iris_small"),
-        bones=dict(
-            eye_bone_left='左目', eye_bone_right='右目', body_bone='上半身', chest_bone=None,
-            shoulder_left='左肩', shoulder_right='右肩')),
-    "animasa_miku_pmx/index.pmx": dict(
-        morphs=dict(
-            eyebrow_troubled='困る', eyebrow_angry='怒り', eyebrow_lowered='下',
-            eyebrow_raised='上',
-            eyebrow_happy='にこり', eyebrow_serious='真面目', eye_surprised='びっくり',
-            eye_relaxed='なごみ',
-            eye_unimpressed='じと目', iris_small='瞳小', mouth_iii='い', mouth_uuu='う',
-            mouth_ooo='お',
-            mouth_delta='▲', mouth_smirk='はんっ！'),
-        halves=(
-            "eyebrow_troubled eyebrow_angry eyebrow_lowered eyebrow_raised eyebrow_happy "
-            "eyebrow_serious eye_wink eye_happy_wink eye_surprised eye_relaxed eye_unimpressed "
-            "iris_small"),
-        bones=dict(
-            eye_bone_left='左目', eye_bone_right='右目', body_bone='上半身', chest_bone=None,
-            shoulder_left='左肩', shoulder_right='右肩')),
-    "animasa_miku_v2/miku_v2.pmd": dict(
-        morphs=dict(
-            eyebrow_troubled='困る', eyebrow_angry='怒り', eyebrow_lowered='下',
-            eyebrow_raised='上',
-            eyebrow_happy='にこり', eyebrow_serious='真面目', eye_surprised='びっくり',
-            eye_relaxed='なごみ',
-            eye_unimpressed='じと目', iris_small='瞳小', mouth_iii='い', mouth_uuu='う',
-            mouth_ooo='お',
-            mouth_delta='▲', mouth_smirk='はんっ！'),
-        halves=(
-            "eyebrow_troubled eyebrow_angry eyebrow_lowered eyebrow_raised eyebrow_happy "
-            "eyebrow_serious eye_wink eye_happy_wink eye_surprised eye_relaxed eye_unimpressed "
-            "iris_small"),
-        bones=dict(
-            eye_bone_left='左目', eye_bone_right='右目', body_bone='上半身', chest_bone=None,
-            shoulder_left='左肩', shoulder_right='右肩')),
+        morphs=dict(**BROWS, eyebrow_troubled_left='困り眉右', eyebrow_troubled_right='困り眉左',
+                    eyebrow_angry_left='怒り眉右', eyebrow_angry_right='怒り眉左',
+                    eyebrow_serious_left='ｷﾘｯ眉右', eyebrow_serious_right='ｷﾘｯ眉左',
+                    eye_relaxed='なごみ', eye_unimpressed='じと目', iris_small='瞳小',
+                    mouth_iii='い', mouth_uuu='う', mouth_eee='え', mouth_ooo='お',
+                    mouth_delta='△', mouth_smirk='にやり'),
+        halves=f"{BROW_HALVES} eye_relaxed eye_unimpressed iris_small",
+        bones=bones()),
+    "animasa_miku_pmx/index.pmx": ANIMASA_MIKU,
+    "animasa_miku_v2/miku_v2.pmd": ANIMASA_MIKU,
     "animasa_rin/rin.pmd": dict(
-        morphs=dict(
-            eyebrow_troubled='困る', eyebrow_angry='怒り', eyebrow_lowered='下',
-            eyebrow_raised='上',
-            eyebrow_happy='にこり', eyebrow_serious='真面目', mouth_iii='い', mouth_uuu='う',
-            mouth_ooo='お', mouth_smirk='にやり'),
-        halves=(
-            "eyebrow_troubled eyebrow_angry eyebrow_lowered eyebrow_raised eyebrow_happy "
-            "eyebrow_serious eye_wink eye_happy_wink"),
-        bones=dict(
-            eye_bone_left='左目', eye_bone_right='右目', body_bone='上半身', chest_bone=None,
-            shoulder_left='左肩', shoulder_right='右肩')),
+        morphs=dict(**BROWS, mouth_iii='い', mouth_uuu='う', mouth_ooo='お', mouth_smirk='にやり'),
+        halves=BROW_HALVES,
+        bones=bones()),
     "gumi_lowpoly/gumi.pmd": dict(
-        morphs=dict(
-            eyebrow_troubled='困る', eyebrow_angry='怒り', eyebrow_happy='にこり',
-            eye_relaxed='なごみ',
-            mouth_delta='▲', mouth_smirk='はんっ！'),
+        morphs=dict(eyebrow_troubled='困る', eyebrow_angry='怒り', eyebrow_happy='にこり',
+                    eye_relaxed='なごみ', mouth_delta='▲', mouth_smirk='はんっ！'),
         halves='eye_relaxed',
-        bones=dict(
-            eye_bone_left=None, eye_bone_right=None, body_bone='上半身', chest_bone=None,
-            shoulder_left='左肩', shoulder_right='右肩')),
+        bones=bones(eyes=False)),
     "haku/haku.pmd": dict(
-        morphs=dict(
-            eyebrow_troubled='困る', eyebrow_angry='怒り', eyebrow_lowered='下',
-            eyebrow_raised='上',
-            eyebrow_happy='にこり', eyebrow_serious='真面目', eye_relaxed='なごみ', mouth_iii='い',
-            mouth_uuu='う', mouth_eee='え', mouth_ooo='お', mouth_delta='▲', mouth_smirk='にやり'),
-        halves=(
-            "eyebrow_troubled eyebrow_angry eyebrow_lowered eyebrow_raised eyebrow_happy "
-            "eyebrow_serious eye_wink eye_happy_wink eye_relaxed"),
-        bones=dict(
-            eye_bone_left='左目', eye_bone_right='右目', body_bone='上半身', chest_bone=None,
-            shoulder_left='左肩', shoulder_right='右肩')),
+        morphs=dict(**BROWS, eye_relaxed='なごみ', mouth_iii='い', mouth_uuu='う', mouth_eee='え',
+                    mouth_ooo='お', mouth_delta='▲', mouth_smirk='にやり'),
+        halves=f"{BROW_HALVES} eye_relaxed",
+        bones=bones()),
     "lat_miku_white/Lat式ミクVer2.31_White.pmd": dict(
-        morphs=dict(
-            eyebrow_troubled='困る', eyebrow_angry='怒り', eyebrow_lowered='下',
-            eyebrow_raised='上',
-            eyebrow_serious='真面目', eye_relaxed='なごみ', eye_unimpressed='じと目',
-            iris_small='瞳小',
-            mouth_iii='い', mouth_uuu='う', mouth_ooo='お', mouth_delta='▲', mouth_smirk='にやり'),
+        morphs=dict(eyebrow_troubled='困る', eyebrow_angry='怒り', eyebrow_lowered='下',
+                    eyebrow_raised='上', eyebrow_serious='真面目', eye_relaxed='なごみ',
+                    eye_unimpressed='じと目', iris_small='瞳小', mouth_iii='い', mouth_uuu='う',
+                    mouth_ooo='お', mouth_delta='▲', mouth_smirk='にやり'),
         halves=(
             "eyebrow_troubled eyebrow_angry eyebrow_lowered eyebrow_raised eyebrow_serious "
             "eye_wink eye_happy_wink eye_relaxed eye_unimpressed iris_small"),
-        bones=dict(
-            eye_bone_left='左目', eye_bone_right='右目', body_bone='上半身', chest_bone='上半身2',
-            shoulder_left='左肩', shoulder_right='右肩')),
+        bones=bones(chest='上半身2')),
     "mamama_appearance_miku/index.pmx": dict(
-        morphs=dict(
-            eyebrow_troubled='困る', eyebrow_angry='怒り', eyebrow_lowered='下',
-            eyebrow_raised='上',
-            eyebrow_happy='にこり', eyebrow_serious='真面目', eye_surprised='びっくり',
-            eye_relaxed='なごみ',
-            eye_unimpressed='じと目', iris_small='瞳小', mouth_iii='い', mouth_uuu='う',
-            mouth_eee='え',
-            mouth_ooo='お', mouth_delta='▲', mouth_smirk='にやり'),
-        halves=(
-            "eyebrow_troubled eyebrow_angry eyebrow_lowered eyebrow_raised eyebrow_happy "
-            "eyebrow_serious eye_wink eye_happy_wink eye_surprised eye_relaxed eye_unimpressed "
-            "iris_small"),
-        bones=dict(
-            eye_bone_left='左目', eye_bone_right='右目', body_bone='上半身', chest_bone='上半身2',
-            shoulder_left='左肩', shoulder_right='右肩')),
+        morphs=dict(**BROWS, eye_surprised='びっくり', eye_relaxed='なごみ',
+                    eye_unimpressed='じと目', iris_small='瞳小', mouth_iii='い', mouth_uuu='う',
+                    mouth_eee='え', mouth_ooo='お', mouth_delta='▲', mouth_smirk='にやり'),
+        halves=f"{BROW_HALVES} eye_surprised eye_relaxed eye_unimpressed iris_small",
+        bones=bones(chest='上半身2')),
     "mokou/mokou_B.pmd": dict(
-        morphs=dict(
-            eyebrow_troubled='悲しい', eyebrow_angry='怒り', eyebrow_lowered='下',
-            eyebrow_raised='上',
-            iris_small='瞳小', mouth_iii='い', mouth_uuu='う', mouth_eee='え', mouth_ooo='お',
-            mouth_smirk='にやり'),
+        morphs=dict(eyebrow_troubled='悲しい', eyebrow_angry='怒り', eyebrow_lowered='下',
+                    eyebrow_raised='上', iris_small='瞳小', mouth_iii='い', mouth_uuu='う',
+                    mouth_eee='え', mouth_ooo='お', mouth_smirk='にやり'),
         halves=(
             "eyebrow_troubled eyebrow_angry eyebrow_lowered eyebrow_raised eye_wink "
             "eye_happy_wink iris_small"),
-        bones=dict(
-            eye_bone_left='左目', eye_bone_right='右目', body_bone='上半身', chest_bone='上半身２',
-            shoulder_left='左肩', shoulder_right='右肩')),
+        bones=bones(chest='上半身２')),
     "neru/neru.pmd": dict(
-        morphs=dict(
-            eyebrow_troubled='困る', eyebrow_angry='怒り', eyebrow_lowered='下',
-            eyebrow_raised='上',
-            eyebrow_happy='にこり', eyebrow_serious='真面目', eye_relaxed='なごみ', mouth_iii='い',
-            mouth_uuu='う', mouth_ooo='お', mouth_delta='▲', mouth_lowered_corner='への字',
-            mouth_smirk='にやり'),
-        halves=(
-            "eyebrow_troubled eyebrow_angry eyebrow_lowered eyebrow_raised eyebrow_happy "
-            "eyebrow_serious eye_wink eye_happy_wink eye_relaxed"),
-        bones=dict(
-            eye_bone_left='左目', eye_bone_right='右目', body_bone='上半身', chest_bone=None,
-            shoulder_left='左肩', shoulder_right='右肩')),
+        morphs=dict(**BROWS, eye_relaxed='なごみ', mouth_iii='い', mouth_uuu='う', mouth_ooo='お',
+                    mouth_delta='▲', mouth_lowered_corner='への字', mouth_smirk='にやり'),
+        halves=f"{BROW_HALVES} eye_relaxed",
+        bones=bones()),
     "sakine_meiko/meiko_sakine.pmd": dict(
-        morphs=dict(
-            eyebrow_troubled='困る', eyebrow_angry='怒り', eyebrow_lowered='下',
-            eyebrow_raised='上',
-            eyebrow_happy='にこり', eyebrow_serious='真面目', mouth_iii='い', mouth_uuu='う',
-            mouth_eee='え', mouth_ooo='お', mouth_smirk='にやり'),
-        halves=(
-            "eyebrow_troubled eyebrow_angry eyebrow_lowered eyebrow_raised eyebrow_happy "
-            "eyebrow_serious eye_wink eye_happy_wink"),
-        bones=dict(
-            eye_bone_left='左目', eye_bone_right='右目', body_bone='上半身', chest_bone=None,
-            shoulder_left='左肩', shoulder_right='右肩')),
+        morphs=dict(**BROWS, mouth_iii='い', mouth_uuu='う', mouth_eee='え', mouth_ooo='お',
+                    mouth_smirk='にやり'),
+        halves=BROW_HALVES,
+        bones=bones()),
 }
 WIDE_MORPHS = NEW_MORPH_COLUMNS
 
