@@ -578,7 +578,8 @@ def render_model(entry: ModelEntry, config: RunConfig, examples: int, path: Path
         return replace(poser.pose(values, morphs), model=drawn)
 
     try:
-        rest = scene.draw(pose({"mouth": 1.0}), camera, lights)
+        # Expressions start from the rest frame and redraw only the face (mmdrender.gl.redraw).
+        rest = scene.draw(pose({"mouth": 1.0}), camera, lights, remember=True)
         if not rest[..., 3].any():
             raise PipelineError(f"the rest image is empty: the head bounds in the index (top "
                                 f"{entry.head_top_y}, bottom {entry.head_bottom_y}) frame no "

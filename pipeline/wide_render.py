@@ -153,7 +153,10 @@ class _Drawing:
         self.reach = reach
         self.scenes = {}
 
-    def __call__(self, posed, faces: str = "all", keep: np.ndarray | None = None):
+    def __call__(self, posed, faces: str = "all", keep: np.ndarray | None = None,
+                 remember: bool = False):
+        """Draw ``posed`` with the ``faces`` subset (made of ``keep`` on first use);
+        ``remember``: later poses near this one redraw only what differs (see ModelScene.draw)."""
         scene = self.scenes.get(faces)
         if scene is None:
             keep = self.reach if keep is None else keep & self.reach
@@ -162,7 +165,7 @@ class _Drawing:
             from dataclasses import replace
 
             posed = replace(posed, model=scene.model)
-        return scene.draw(posed, self.camera, self.lights)
+        return scene.draw(posed, self.camera, self.lights, remember=remember)
 
     def release(self) -> None:
         for scene in self.scenes.values():
@@ -201,8 +204,8 @@ def _tha2(entry, schema, poser, poses, mouths, realisations, draw, writer, path)
     images = {}
     for m, suffix in ((1, ""), (0, "_closed")):
         images[f"rest{suffix}"] = draw(rest[m])
-        images[f"no_eyebrows{suffix}"] = draw(rest[m], "no_brows", ~brows)
-    images["eyebrows_rest"] = draw(rest[1], "brows", brows)
+        images[f"no_eyebrows{suffix}"] = draw(rest[m], "no_brows", ~brows, remember=True)
+    images["eyebrows_rest"] = draw(rest[1], "brows", brows, remember=True)
     if not images["rest"][..., 3].any():
         raise PipelineError("the rest image is empty: the head bounds in the index frame no "
                             "part of the model; check them")
@@ -247,7 +250,7 @@ def _eyebrow_modes(images: dict, brows: np.ndarray, model, camera: Camera) -> li
 
 
 def _tha3(entry, schema, poser, poses, mouths, realisations, draw, writer, path) -> None:
-    rest = {m: draw(poser.pose(_rest_values(m))) for m in (1, 0)}
+    rest = {m: draw(poser.pose(_rest_values(m)), remember=True) for m in (1, 0)}
     if not rest[1][..., 3].any():
         raise PipelineError("the rest image is empty: the head bounds in the index frame no "
                             "part of the model; check them")

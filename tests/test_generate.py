@@ -316,9 +316,9 @@ class CountingRenderer:
         scene, draws = self.renderer.prepare(model), self.draws
 
         class Scene:
-            def draw(self, *args):
+            def draw(self, *args, **kwargs):
                 draws.append(1)
-                return scene.draw(*args)
+                return scene.draw(*args, **kwargs)
 
             def release(self):
                 scene.release()

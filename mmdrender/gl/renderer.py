@@ -51,6 +51,7 @@ from PIL import Image
 from mmdrender.camera import Camera
 from mmdrender.errors import RenderError, TextureError
 from mmdrender.gl.context import collect, unbind_framebuffer
+from mmdrender.gl.redraw import DrawInputs, redraw_box
 from mmdrender.model import Model, SphereMode, TextureRef
 from mmdrender.posed import PosedModel
 from mmdrender.textures import load_texture
@@ -68,6 +69,7 @@ _MATERIAL_VEC4S = 8  # the std140 Material block in the shaders
 # alpha test: no fragment of theirs can fall below 1/255, even with filtering
 # error, and llvmpipe tests depth early for shaders that never discard.
 _NO_TEST_ALPHA = np.float32(2.0 / 255.0)
+KEPT_FRAMES = 4  # frames a scene keeps for later draws to start from (ModelScene.draw)
 
 
 def load_shader(name: str, defines: dict[str, int] | None = None) -> str:
@@ -376,6 +378,10 @@ class ModelScene:
         self._released = False
         self._material_bytes = b""  # the uniform block as last uploaded
         self._visible = self._alpha_test = self._specular = np.zeros(0, bool)
+        self._kept: list[tuple[DrawInputs, moderngl.Framebuffer]] = []  # see draw(remember=)
+        # What the last draw drew anew: (x, y, width, height) in GL pixels of the
+        # (supersampled) target, first row at the bottom; None: the whole frame.
+        self.redrawn_box: tuple[int, int, int, int] | None = None
         renderer.ctx.error  # noqa: B018  (reading clears an error left by earlier GL calls)
         try:
             self._upload(renderer.ctx, renderer, model)
@@ -434,6 +440,10 @@ class ModelScene:
                 toon_texture, _ = self._texture(ctx, m.toon, "toon", cache)
             self._calls.append(_DrawCall(i, 3 * m.face_start, 3 * m.face_count, variant,
                                          (diffuse, sphere, toon_texture)))
+        self._faces = faces.reshape(-1, 3)
+        self._face_material = np.zeros(len(self._faces), np.intp)
+        for call in self._calls:
+            self._face_material[call.first // 3:(call.first + call.count) // 3] = call.material
 
     def _texture(self, ctx: moderngl.Context, ref: TextureRef, role: str, cache: dict,
                  image: bool = False):
@@ -487,8 +497,15 @@ class ModelScene:
             ))
         return vao
 
-    def draw(self, posed: PosedModel, camera: Camera, lights: Lights | None = None) -> np.ndarray:
+    def draw(self, posed: PosedModel, camera: Camera, lights: Lights | None = None,
+             remember: bool = False) -> np.ndarray:
         """Render one pose of the scene's model through ``camera``.
+
+        ``remember``: keep this frame (the last :data:`KEPT_FRAMES` of them) for
+        later draws to start from: a pose that differs from a kept one inside a
+        small part of the image (an expression on a head in close-up) copies it
+        and redraws only that part, with the same pixels as a whole draw
+        (:mod:`mmdrender.gl.redraw`). Multisampled frames are always drawn whole.
 
         Returns
         -------
@@ -517,7 +534,7 @@ class ModelScene:
         self._normals.write(normals)
         self._uvs.write(uvs)
         self._write_sub_uvs(posed.sub_uvs, count)
-        self._write_materials(posed.materials)
+        materials = self._write_materials(posed.materials)
 
         lights = lights if lights is not None else renderer.lights
         to_light = np.array(lights.towards_light, np.float32)
@@ -531,8 +548,57 @@ class ModelScene:
             "light_to": to_light.tobytes(),
             "light_half": half.astype(np.float32).tobytes(),
         }
+        inputs = DrawInputs(positions, normals, uvs, self._drawn_sub_uvs(), materials,
+                            tuple(uniforms.items()))
+        box = self.redrawn_box = self._start_from_kept(inputs, camera.projection(depth_range))
+        try:
+            if box is None or box[2] * box[3]:
+                self._draw_calls(uniforms, box)
+        finally:
+            renderer.target.scissor = None
+        image = renderer.read()
+        error = ctx.error
+        if error != "GL_NO_ERROR":
+            raise RenderError(f"{self.model.path}: OpenGL reported {error} while drawing")
+        if remember:
+            self._remember(inputs)
+        return image
 
+    def _start_from_kept(self, inputs: DrawInputs, mvp: np.ndarray):
+        """Copy the kept frame that differs least from ``inputs`` into the target.
+
+        Returns the box left to redraw (x, y, width, height; zero-sized when
+        nothing differs), or None: draw the whole frame.
+        """
+        renderer = self.renderer
+        shape = renderer.target.size
+        best = None
+        for kept, frame in self._kept:
+            box = redraw_box(kept, inputs, self._faces, self._face_material, mvp, shape)
+            if box is not None and (best is None or box[2] * box[3] < best[0][2] * best[0][3]):
+                best = box, frame
+        if best is None:
+            return None
+        renderer.ctx.copy_framebuffer(renderer.target, best[1])
+        return best[0]
+
+    def _remember(self, inputs: DrawInputs) -> None:
+        if self.renderer.samples:
+            return  # a multisampled target is drawn whole every time
+        ctx, target = self.renderer.ctx, self.renderer.target
+        if len(self._kept) < KEPT_FRAMES:
+            colour = self._keep(ctx.renderbuffer(target.size, components=4))
+            frame = self._keep(ctx.framebuffer(color_attachments=[colour]))
+        else:
+            frame = self._kept.pop(0)[1]  # the oldest's storage
+        ctx.copy_framebuffer(frame, target)
+        self._kept.append((inputs.copy(), frame))
+
+    def _draw_calls(self, uniforms: dict, box) -> None:
+        """Draw every visible material into the target, only inside ``box`` when given."""
+        renderer, ctx = self.renderer, self.renderer.ctx
         target = renderer.target
+        target.scissor = box
         target.use()
         target.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
         ctx.enable_only(moderngl.DEPTH_TEST | moderngl.BLEND)
@@ -568,11 +634,12 @@ class ModelScene:
                 _MATERIAL_BLOCK, offset=i * stride, size=_MATERIAL_VEC4S * 16)
             vao.render(moderngl.TRIANGLES, vertices=call.count, first=call.first)
         ctx.disable(moderngl.CULL_FACE)
-        image = renderer.read()
-        error = ctx.error
-        if error != "GL_NO_ERROR":
-            raise RenderError(f"{self.model.path}: OpenGL reported {error} while drawing")
-        return image
+
+    def _drawn_sub_uvs(self) -> np.ndarray | None:
+        """The additional UV 1 in the buffer, where a material reads it."""
+        if not self._uses_sub_uvs:
+            return None
+        return self._rest_sub_uvs if self._sub_uvs_drawn is None else self._sub_uvs_drawn
 
     def _write_sub_uvs(self, sub_uvs, count: int) -> None:
         """Put the pose's additional UV 1 (None: the model's own) in the buffer, when it changed.
@@ -591,8 +658,10 @@ class ModelScene:
             self._sub_uvs.write(sub_uvs)
             self._sub_uvs_drawn = sub_uvs.copy()
 
-    def _write_materials(self, state) -> None:
-        """Upload the per-material uniform block (when it changed); derive how each draws."""
+    def _write_materials(self, state) -> np.ndarray:
+        """Upload the per-material uniform block (when it changed); derive how each draws.
+
+        Returns the block, (materials, floats per material)."""
         count = len(self.model.materials)
         stride = self.renderer.material_stride // 4
         block = np.zeros((max(count, 1), stride), np.float32)
@@ -625,6 +694,7 @@ class ModelScene:
             # The texture factors leave the texture's alpha alone (see the shader).
             self._alpha_test = ~(alpha * self._texture_alpha >= _NO_TEST_ALPHA)
             self._specular = (power > 0) & (specular > 0).any(axis=1)
+        return block
 
     def release(self) -> None:
         """Free this scene's buffers and textures."""

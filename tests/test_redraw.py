@@ -1,0 +1,159 @@
+"""Redrawing only what an expression changes gives the bytes of a whole draw (issue 14).
+
+A scene that remembers its rest frame draws an expression by copying that frame
+and redrawing the box the changed triangles cover (mmdrender.gl.redraw). On
+every shared model, the samples and the heavy sample, each kind of morph the
+model has (vertex, UV, material, group, bone), every morph at once and head
+turns in between come out byte-identical to a scene that draws every frame
+whole; and the box really is part of the image, so the test sees a wrong box.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from conftest import SHARED_MODELS, is_character, shared_model_paths
+from conftest import load_quietly as load
+from conftest_gl import gl_context  # noqa: F401  (a fixture)
+from test_reach import _models, heavy_dir  # noqa: F401  (a fixture)
+
+from mmdrender.camera import Camera, estimate_head_bounds, head_centre_x
+from mmdrender.gl.redraw import DrawInputs, redraw_box
+from mmdrender.gl.renderer import KEPT_FRAMES, Renderer
+from mmdrender.model import MorphKind
+from mmdrender.pose import MorphMapping, Poser
+from mmdrender.reach import reachable_faces
+from mmdrender.render import get_renderer
+
+REAL = [p for p in shared_model_paths() if is_character(p)]
+SIZE = 128
+PER_KIND = 2  # morphs of each kind tried alone
+
+
+def _expressions(model, poser) -> list[tuple[str, object]]:
+    """(label, posed): morphs of each kind alone at full weight, then every morph at once."""
+    chosen: dict[MorphKind, list[int]] = {}
+    for i, morph in enumerate(model.morphs):
+        if morph.supported and len(chosen.setdefault(morph.kind, [])) < PER_KIND:
+            chosen[morph.kind].append(i)
+    poses = []
+    for kind, indices in chosen.items():
+        for i in indices:
+            weights = np.zeros(len(model.morphs))
+            weights[i] = 1.0
+            poses.append((f"{kind.name} morph {model.morphs[i].name}", poser.pose_weights(weights)))
+    poses.append(("every morph", poser.pose_weights(np.ones(len(model.morphs)))))
+    return poses
+
+
+def _check(model, top, bottom, label, renderer=None):
+    """Redrawn and whole frames agree; returns how many draws were partial redraws."""
+    camera = Camera.from_head_bounds(top, bottom, head_centre_x(model), SIZE)
+    poser = Poser(model, MorphMapping(None, None, None))
+    drawn = model.with_faces(reachable_faces(model, camera, poser.turn_bounds()))
+    renderer = renderer or get_renderer(SIZE)
+    partial = 0
+    with renderer.prepare(drawn) as redrawn, renderer.prepare(drawn) as whole:
+        rest = replace(poser.pose(), model=drawn)
+        assert np.array_equal(redrawn.draw(rest, camera, remember=True), whole.draw(rest, camera))
+        turned = replace(poser.pose({"head_x": 1.0, "head_y": -1.0, "neck_z": 1.0}), model=drawn)
+        for name, posed in _expressions(model, poser):
+            for frame, what in ((replace(posed, model=drawn), name), (turned, "a head turn"),
+                                (rest, "the rest pose again")):
+                a, b = redrawn.draw(frame, camera), whole.draw(frame, camera)
+                changed = int((a != b).any(axis=2).sum())
+                assert changed == 0, f"{label}: {what} (after {name}) differs in {changed} " \
+                    f"pixels, box {redrawn.redrawn_box}"
+                box = redrawn.redrawn_box
+                partial += box is not None and 0 < box[2] * box[3] < (2 * SIZE) ** 2
+                assert whole.redrawn_box is None
+            if not renderer.samples:
+                assert redrawn.redrawn_box == (0, 0, 0, 0), f"{label}: the rest pose was redrawn"
+    return partial
+
+
+def test_samples_redraw_the_same_bytes(samples_dir, heavy_dir, gl_context):  # noqa: F811
+    for name, path, truth in _models(samples_dir, heavy_dir):
+        partial = _check(load(path), truth.head_top_y, truth.head_bottom_y, name)
+        assert partial >= 2, f"{name}: no expression was redrawn in part"
+
+
+@pytest.mark.parametrize("path", REAL or [None], ids=lambda p: p.parent.name if p else "none")
+def test_real_models_redraw_the_same_bytes(path, gl_context):  # noqa: F811
+    if path is None:
+        pytest.skip("../shared is absent (as on a user's machine)")
+    model = load(path)
+    top, bottom, _ = estimate_head_bounds(model)
+    partial = _check(model, top, bottom, str(path.relative_to(SHARED_MODELS)))
+    assert partial >= 1, "no expression was redrawn in part"
+
+
+def test_multisampled_frames_are_drawn_whole(samples_dir, gl_context):  # noqa: F811
+    renderer = Renderer(gl_context, SIZE, samples=4, supersample=1)
+    try:
+        if renderer.samples == 0:
+            pytest.skip("this GL has no multisampling")
+        model = load(samples_dir / "akane" / "akane.pmx")
+        top, bottom, _ = estimate_head_bounds(model)
+        assert _check(model, top, bottom, "akane 4x MSAA", renderer) == 0
+    finally:
+        renderer.release()
+
+
+def _inputs(positions, material=0.0, mvp=b"camera") -> DrawInputs:
+    positions = np.asarray(positions, np.float32)
+    uvs = np.zeros((len(positions), 2), np.float32)
+    materials = np.full((2, 4), material, np.float32)
+    return DrawInputs(positions, np.zeros_like(positions), uvs, None, materials, (("mvp", mvp),))
+
+
+SQUARE = [[-1, -1, 0], [1, -1, 0], [1, 1, 0], [-1, 1, 0], [0.5, 0.5, 0], [0.6, 0.5, 0],
+          [0.5, 0.6, 0]]
+FACES = np.array([[0, 1, 2], [0, 2, 3], [4, 5, 6]])
+FACE_MATERIAL = np.array([0, 0, 1])
+IDENTITY = np.eye(4)
+
+
+def test_the_box_holds_a_moved_triangle_where_it_was_and_where_it_is():
+    before = _inputs(SQUARE)
+    moved = np.array(SQUARE, np.float32)
+    moved[4] = [0.3, 0.2, 0.0]  # NDC -> pixels of a 256 image: (166.4, 153.6)
+    box = redraw_box(before, _inputs(moved), FACES, FACE_MATERIAL, IDENTITY, (256, 256))
+    x, y, w, h = box
+    # Every corner, before (192, 192), (204.8, 192), (192, 204.8) and after, lies inside.
+    for px, py in ((166.4, 153.6), (192, 192), (204.8, 192), (192, 204.8)):
+        assert x < px < x + w and y < py < y + h
+    assert x % 16 == y % 16 == w % 16 == h % 16 == 0
+    assert w * h < 0.2 * 256 * 256  # the square's big triangles did not move
+
+
+def test_a_box_is_none_when_the_camera_or_most_of_the_image_changes():
+    before = _inputs(SQUARE)
+    assert redraw_box(before, _inputs(SQUARE, mvp=b"other"), FACES, FACE_MATERIAL, IDENTITY,
+                      (256, 256)) is None
+    moved = np.array(SQUARE, np.float32)
+    moved[0] += 0.01  # a corner of the image-filling square
+    assert redraw_box(before, _inputs(moved), FACES, FACE_MATERIAL, IDENTITY, (256, 256)) is None
+    # A material's state change redraws all its faces: material 0 is the whole square.
+    assert redraw_box(before, _inputs(SQUARE, material=1.0), FACES, FACE_MATERIAL, IDENTITY,
+                      (256, 256)) is None
+    assert redraw_box(before, _inputs(SQUARE), FACES, FACE_MATERIAL, IDENTITY,
+                      (256, 256)) == (0, 0, 0, 0)
+
+
+def test_a_scene_keeps_its_last_frames_only(samples_dir, gl_context):  # noqa: F811
+    """Each kept frame holds a full-size image: a scene keeps the last KEPT_FRAMES."""
+    model = load(samples_dir / "akane" / "akane.pmx")
+    top, bottom, _ = estimate_head_bounds(model)
+    camera = Camera.from_head_bounds(top, bottom, head_centre_x(model), SIZE)
+    poser = Poser(model, MorphMapping("ウィンク", "ウィンク右", "あ"))
+    with get_renderer(SIZE).prepare(model) as scene:
+        scene.draw(poser.pose(), camera, remember=True)
+        scene.draw(poser.pose({"mouth": 1.0}), camera)
+        assert scene.redrawn_box[2] > 0  # from the rest frame
+        for i in range(KEPT_FRAMES):
+            scene.draw(poser.pose({"head_y": (i + 1) / 10}), camera, remember=True)
+        scene.draw(poser.pose({"mouth": 1.0}), camera)
+        assert scene.redrawn_box is None  # the rest frame is no longer kept
