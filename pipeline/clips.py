@@ -52,6 +52,7 @@ from mmdrender.schemas import SCHEMAS
 from mmdrender.skeleton import Skeleton
 from pipeline.atomic import atomic_write
 from pipeline.errors import PipelineError
+from pipeline.image_chunks import create_image_dataset, write_image
 from pipeline.index import ModelEntry, file_sha256
 from pipeline.roles import rig_of
 
@@ -281,8 +282,7 @@ def _assemble(job: ClipJob, clip: ClipRenderer, settings: dict, parts: Path) -> 
     track = clip.track
     job.out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(job.out, "wb") as f, h5py.File(f, "w") as h5:
-        images = h5.create_dataset("images", (total, size, size, 4), np.uint8,
-                                   chunks=(1, size, size, 4), **COMPRESSION)
+        images = create_image_dataset(h5, "images", size, total, resizable=False)
         faces = h5.create_dataset("face_positions", (total, len(clip.face_vertices), 3),
                                   np.float32, chunks=(1, len(clip.face_vertices) or 1, 3),
                                   **COMPRESSION)
@@ -290,7 +290,8 @@ def _assemble(job: ClipJob, clip: ClipRenderer, settings: dict, parts: Path) -> 
         for first in range(0, total, CHUNK_FRAMES):
             with np.load(parts / f"part-{first:07d}.npz") as arrays:
                 end = first + len(arrays["camera"])
-                images[first:end] = arrays["images"]
+                for i, image in enumerate(arrays["images"]):
+                    write_image(images, first + i, image)
                 faces[first:end] = arrays["face_positions"]
                 cameras[first:end] = arrays["camera"]
         h5.create_dataset("pose", data=track.values)
