@@ -11,9 +11,11 @@ work, which is most of what a CPU rasteriser spends. tests/test_redraw.py
 checks the bytes on every sample and shared model.
 
 The box holds every changed triangle where it was and where it is now, a
-pixel wider each way, and is aligned to :data:`ALIGN` pixels: llvmpipe bins
-into 64-pixel tiles and chooses how to rasterise a tile by how a triangle
-covers it, so a box on tile borders leaves those choices as a full draw makes them.
+pixel wider each way, with its sides on multiples of :data:`ALIGN` pixels:
+llvmpipe rasterises in 16-pixel blocks of 64-pixel tiles, and a box on block
+borders cuts no block in two. (Tile borders, 64, redraw 2-3x the area of a
+face's box for the same bytes.) GL's invariance rules ask that the scissor
+box change no fragment's value; the tests check that llvmpipe keeps to it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-ALIGN = 16  # see the module docstring
+ALIGN = 16  # llvmpipe's block side (see the module docstring)
 WHOLE_SHARE = 0.6  # boxes larger than this share of the image are drawn whole
 
 
