@@ -22,7 +22,7 @@ from test_reach import _models, heavy_dir  # noqa: F401  (a fixture)
 from mmdrender.camera import Camera, estimate_head_bounds, head_centre_x
 from mmdrender.gl.redraw import DrawInputs, redraw_box
 from mmdrender.gl.renderer import KEPT_FRAMES, Renderer
-from mmdrender.model import MorphKind
+from mmdrender.model import MorphKind, SphereMode
 from mmdrender.pose import MorphMapping, Poser
 from mmdrender.reach import reachable_faces
 from mmdrender.render import get_renderer
@@ -48,12 +48,12 @@ def _expressions(model, poser) -> list[tuple[str, object]]:
     return poses
 
 
-def _check(model, top, bottom, label, renderer=None):
+def _check(model, top, bottom, label, renderer=None, supersample=2):
     """Redrawn and whole frames agree; returns how many draws were partial redraws."""
     camera = Camera.from_head_bounds(top, bottom, head_centre_x(model), SIZE)
     poser = Poser(model, MorphMapping(None, None, None))
     drawn = model.with_faces(reachable_faces(model, camera, poser.turn_bounds()))
-    renderer = renderer or get_renderer(SIZE)
+    renderer = renderer or get_renderer(SIZE, supersample=supersample)
     partial = 0
     with renderer.prepare(drawn) as redrawn, renderer.prepare(drawn) as whole:
         rest = replace(poser.pose(), model=drawn)
@@ -67,26 +67,31 @@ def _check(model, top, bottom, label, renderer=None):
                 assert changed == 0, f"{label}: {what} (after {name}) differs in {changed} " \
                     f"pixels, box {redrawn.redrawn_box}"
                 box = redrawn.redrawn_box
-                partial += box is not None and 0 < box[2] * box[3] < (2 * SIZE) ** 2
+                partial += box is not None and 0 < box[2] * box[3] < (supersample * SIZE) ** 2
                 assert whole.redrawn_box is None
             if not renderer.samples:
                 assert redrawn.redrawn_box == (0, 0, 0, 0), f"{label}: the rest pose was redrawn"
     return partial
 
 
-def test_samples_redraw_the_same_bytes(samples_dir, heavy_dir, gl_context):  # noqa: F811
+@pytest.mark.parametrize("supersample", [2, 1])  # 1: the drawn target is the image read
+def test_samples_redraw_the_same_bytes(samples_dir, heavy_dir, gl_context,  # noqa: F811
+                                       supersample):
     for name, path, truth in _models(samples_dir, heavy_dir):
-        partial = _check(load(path), truth.head_top_y, truth.head_bottom_y, name)
+        partial = _check(load(path), truth.head_top_y, truth.head_bottom_y, name,
+                         supersample=supersample)
         assert partial >= 2, f"{name}: no expression was redrawn in part"
 
 
+@pytest.mark.parametrize("supersample", [2, 1])
 @pytest.mark.parametrize("path", REAL or [None], ids=lambda p: p.parent.name if p else "none")
-def test_real_models_redraw_the_same_bytes(path, gl_context):  # noqa: F811
+def test_real_models_redraw_the_same_bytes(path, supersample, gl_context):  # noqa: F811
     if path is None:
         pytest.skip("../shared is absent (as on a user's machine)")
     model = load(path)
     top, bottom, _ = estimate_head_bounds(model)
-    partial = _check(model, top, bottom, str(path.relative_to(SHARED_MODELS)))
+    partial = _check(model, top, bottom, str(path.relative_to(SHARED_MODELS)),
+                     supersample=supersample)
     assert partial >= 1, "no expression was redrawn in part"
 
 
@@ -143,17 +148,79 @@ def test_a_box_is_none_when_the_camera_or_most_of_the_image_changes():
                       (256, 256)) == (0, 0, 0, 0)
 
 
-def test_a_scene_keeps_its_last_frames_only(samples_dir, gl_context):  # noqa: F811
-    """Each kept frame holds a full-size image: a scene keeps the last KEPT_FRAMES."""
+def _akane(samples_dir):
     model = load(samples_dir / "akane" / "akane.pmx")
     top, bottom, _ = estimate_head_bounds(model)
     camera = Camera.from_head_bounds(top, bottom, head_centre_x(model), SIZE)
-    poser = Poser(model, MorphMapping("ウィンク", "ウィンク右", "あ"))
-    with get_renderer(SIZE).prepare(model) as scene:
-        scene.draw(poser.pose(), camera, remember=True)
-        scene.draw(poser.pose({"mouth": 1.0}), camera)
-        assert scene.redrawn_box[2] > 0  # from the rest frame
-        for i in range(KEPT_FRAMES):
-            scene.draw(poser.pose({"head_y": (i + 1) / 10}), camera, remember=True)
-        scene.draw(poser.pose({"mouth": 1.0}), camera)
-        assert scene.redrawn_box is None  # the rest frame is no longer kept
+    return model, camera, Poser(model, MorphMapping("ウィンク", "ウィンク右", "あ"))
+
+
+def _same(redrawn, whole, posed, camera, what) -> tuple | None:
+    a, b = redrawn.draw(posed, camera), whole.draw(posed, camera)
+    assert np.array_equal(a, b), f"{what}: {int((a != b).any(axis=2).sum())} pixels differ, " \
+        f"box {redrawn.redrawn_box}"
+    return redrawn.redrawn_box
+
+
+def test_many_kept_frames_start_the_right_draws(samples_dir, gl_context):  # noqa: F811
+    """Frames kept after partial redraws, and slots reused once KEPT_FRAMES are kept,
+    hold the right pixels: each later draw starts from the nearest and matches a whole draw."""
+    model, camera, poser = _akane(samples_dir)
+    keep = [{}, {"mouth": 1.0}, {"eye_left": 1.0}, {"eye_right": 1.0}, {"mouth": 0.5},
+            {"eye_left": 0.5, "eye_right": 0.5}]  # more than KEPT_FRAMES
+    assert len(keep) > KEPT_FRAMES
+    with get_renderer(SIZE).prepare(model) as redrawn, get_renderer(SIZE).prepare(model) as whole:
+        for values in keep:
+            redrawn.draw(poser.pose(values), camera, remember=True)
+        # Each kept expression again: the very frame, copied whole, no redraw.
+        for values in keep[-KEPT_FRAMES:]:
+            assert _same(redrawn, whole, poser.pose(values), camera, values) == (0, 0, 0, 0)
+        # Near each: a small box from the nearest kept frame.
+        for values in keep[-KEPT_FRAMES:]:
+            near = {**values, "mouth": min(1.0, values.get("mouth", 0.0) + 0.25)}
+            box = _same(redrawn, whole, poser.pose(near), camera, near)
+            assert box is not None and 0 < box[2] * box[3] < 0.2 * (2 * SIZE) ** 2
+        # The first ones were pushed out: the rest pose is redrawn from another.
+        assert _same(redrawn, whole, poser.pose(), camera, "rest") != (0, 0, 0, 0)
+
+
+def test_normal_and_sub_uv_changes_alone_are_redrawn(samples_dir, gl_context):  # noqa: F811
+    """A change of normals only, or of the additional UV a sub-texture material reads only."""
+    model, camera, poser = _akane(samples_dir)
+    texture = next(m.texture for m in model.materials if m.texture is not None and m.texture.found)
+    model = replace(model, materials=tuple(
+        replace(m, sphere=texture, sphere_mode=SphereMode.SUBTEXTURE) for m in model.materials))
+    poser = Poser(model, MorphMapping(None, None, None))
+    rest = poser.pose()
+    skin = next(m for m in model.materials if m.name == "顔")
+    face = np.unique(model.faces[skin.face_start:skin.face_start + skin.face_count])
+    normals = rest.normals.copy()
+    normals[face] = -normals[face]
+    sub_uvs = np.zeros((len(normals), 2), np.float32)  # akane has none: all read (0, 0)
+    sub_uvs[face] = 0.3
+    with get_renderer(SIZE).prepare(model) as redrawn, get_renderer(SIZE).prepare(model) as whole:
+        redrawn.draw(rest, camera, remember=True)
+        for what, posed in (("normals", replace(rest, normals=normals)),
+                            ("sub-UVs", replace(rest, sub_uvs=sub_uvs)),
+                            ("rest", rest)):
+            box = _same(redrawn, whole, posed, camera, what)
+            assert box is not None and box[2] * box[3] > 0 or what == "rest", what
+
+
+def test_a_scissor_left_on_by_other_code_changes_nothing(samples_dir, gl_context):  # noqa: F811
+    model, camera, poser = _akane(samples_dir)
+    renderer = get_renderer(SIZE)
+    with renderer.prepare(model) as redrawn, renderer.prepare(model) as other, \
+            Renderer(gl_context, SIZE) as reference:
+        redrawn.draw(poser.pose(), camera, remember=True)
+        other.draw(poser.pose({"head_y": 0.5}), camera)  # the shared target holds another frame
+        stray = gl_context.framebuffer(color_attachments=[gl_context.renderbuffer((SIZE, SIZE))])
+        try:
+            stray.scissor = (0, 0, 8, 8)
+            stray.use()  # other code on the context leaves a small scissor on
+            image = redrawn.draw(poser.pose({"mouth": 1.0}), camera)
+        finally:
+            stray.release()
+        assert redrawn.redrawn_box[2] > 0
+        with reference.prepare(model) as whole:
+            assert np.array_equal(image, whole.draw(poser.pose({"mouth": 1.0}), camera))

@@ -579,27 +579,34 @@ class ModelScene:
                 best = box, frame
         if best is None:
             return None
+        _bind(renderer.target)  # a blit obeys the scissor test: none may be left on
         renderer.ctx.copy_framebuffer(renderer.target, best[1])
         return best[0]
 
     def _remember(self, inputs: DrawInputs) -> None:
         if self.renderer.samples:
             return  # a multisampled target is drawn whole every time
+        if self.redrawn_box == (0, 0, 0, 0):
+            return  # the very frame of one kept already
         ctx, target = self.renderer.ctx, self.renderer.target
         if len(self._kept) < KEPT_FRAMES:
             colour = self._keep(ctx.renderbuffer(target.size, components=4))
             frame = self._keep(ctx.framebuffer(color_attachments=[colour]))
         else:
             frame = self._kept.pop(0)[1]  # the oldest's storage
+        _bind(target)
         ctx.copy_framebuffer(frame, target)
         self._kept.append((inputs.copy(), frame))
 
     def _draw_calls(self, uniforms: dict, box) -> None:
-        """Draw every visible material into the target, only inside ``box`` when given."""
+        """Draw every visible material into the target, only inside ``box`` when given.
+
+        Whole frames are drawn with the scissor test on too, over the whole target:
+        GL's invariance rules then promise the same fragments whatever the box.
+        """
         renderer, ctx = self.renderer, self.renderer.ctx
         target = renderer.target
-        target.scissor = box
-        target.use()
+        _bind(target, box or (0, 0, *target.size))
         target.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
         ctx.enable_only(moderngl.DEPTH_TEST | moderngl.BLEND)
         ctx.depth_func = "<="
@@ -709,6 +716,12 @@ class ModelScene:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def _bind(framebuffer: moderngl.Framebuffer, scissor=None) -> None:
+    """Draw into ``framebuffer``, with the scissor test on inside ``scissor`` (else off)."""
+    framebuffer.scissor = scissor
+    framebuffer.use()
 
 
 def _found(ref: TextureRef | None) -> bool:
