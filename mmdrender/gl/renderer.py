@@ -319,17 +319,23 @@ class Renderer:
         size = self.size
         pixels = bytearray(size * size * 4)
         self.output.read_into(pixels, components=4, alignment=1)
-        # One uint32 per pixel, bytes R, G, B, A in memory order.
-        packed = np.frombuffer(pixels, np.uint32).reshape(size, size)[::-1].copy()
-        alpha = packed.view(np.uint8).reshape(size, size, 4)[..., 3]
-        packed *= alpha != 0  # the background is exactly (0, 0, 0, 0)
-        flat = packed.view(np.uint8).reshape(-1, 4)
-        partial = np.flatnonzero((alpha.reshape(-1) - np.uint8(1)) < 254)  # 0 < a < 255
-        if partial.size:
-            chosen = flat[partial]
-            chosen[:, :3] = _UNPREMULTIPLY[chosen[:, 3:4], chosen[:, :3]]
-            flat[partial] = chosen
-        return packed.view(np.uint8).reshape(size, size, 4)
+        return straight_alpha(pixels, size)
+
+
+def straight_alpha(pixels, size: int) -> np.ndarray:
+    """GL's premultiplied RGBA rows (bottom first) as the image: (size, size, 4) uint8,
+    first row = top, rgb = round(rgb * 255 / a) (halves up), (0, 0, 0, 0) where a = 0."""
+    # One uint32 per pixel, bytes R, G, B, A in memory order.
+    packed = np.frombuffer(pixels, np.uint32).reshape(size, size)[::-1].copy()
+    alpha = packed.view(np.uint8).reshape(size, size, 4)[..., 3]
+    packed *= alpha != 0  # the background is exactly (0, 0, 0, 0)
+    flat = packed.view(np.uint8).reshape(-1, 4)
+    partial = np.flatnonzero((alpha.reshape(-1) - np.uint8(1)) < 254)  # 0 < a < 255
+    if partial.size:
+        chosen = flat[partial]
+        chosen[:, :3] = _UNPREMULTIPLY[chosen[:, 3:4], chosen[:, :3]]
+        flat[partial] = chosen
+    return packed.view(np.uint8).reshape(size, size, 4)
 
 
 def _unpremultiply_table() -> np.ndarray:
