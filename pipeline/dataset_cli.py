@@ -13,6 +13,7 @@ import h5py
 import numpy as np
 from click.core import ParameterSource
 
+from mmdrender.gl.context import describe
 from mmdrender.gl.renderer import DEFAULT_SAMPLES, DEFAULT_SUPERSAMPLE
 from mmdrender.schema_pose import BodySettings
 from mmdrender.schemas import SCHEMAS
@@ -192,6 +193,8 @@ def _render(tasks, pending, config, workers, backend, root) -> tuple[int, float,
     click.echo(f"{len(tasks)} shards for {sum(len(t.entries) for t in tasks)} models "
                f"({len(tasks) - len(pending)} already done) on {processes}; "
                f"models root {root}", err=True)
+    if pending and backend != "dask":  # Dask workers draw with their machines' drivers
+        click.echo(f"drawing with {describe()}", err=True)
     suspects = sorted(suspect_models(config.out))
     if suspects:
         click.echo(f"{len(suspects)} model(s) were being rendered when an earlier run ended; "
@@ -287,12 +290,15 @@ def verify_dataset(directory: Path) -> dict:
     manifest = read_manifest(directory)
     schema = PoseSchema.from_dict(manifest["schema"])
     report = {"dataset": str(directory), "shards": len(manifest["shards"]), "problems": {}}
-    tables, first_shard, wide_rows = [], {}, []
+    tables, first_shard, wide_rows, drivers = [], {}, [], {}
     for entry in manifest["shards"]:
         path = directory / entry["file"]
         problems = verify_shard(path, entry)
         try:
             with h5py.File(path, "r") as f:
+                driver = f.attrs.get("drawn_with", "not recorded")
+                drivers.setdefault(driver.decode() if isinstance(driver, bytes) else str(driver),
+                                   []).append(entry["file"])
                 poses = f["pose"][()]
                 models = read_models(f)
                 ids = [model.model_id for model in models]
@@ -331,6 +337,11 @@ def verify_dataset(directory: Path) -> dict:
             report["problems"].setdefault("poses", []).append(
                 f"{name} does not follow its {fit['sampler']} distribution "
                 f"({statistic} = {fit['p_value']:.2g})")
+    report["drawn_with"] = {driver: len(files) for driver, files in drivers.items()}
+    if len(drivers) > 1:  # not wrong, but the images of one driver may differ at edges
+        report["warnings"] = ["the shards were drawn by different GL drivers: " + "; ".join(
+            f"{driver} ({len(files)} shards, e.g. {files[0]})"
+            for driver, files in drivers.items())]
     report["examples"] = int(len(poses))
     report["distribution_fits"] = fits
     report["ok"] = not report["problems"]
@@ -353,6 +364,10 @@ def verify(directory, as_json):
         click.echo(f"{directory}: {report['shards']} shards, {report['examples']} examples")
         if "poses_from" in report:
             click.echo(f"  poses from {report['poses_from']}")
+        if len(report["drawn_with"]) == 1:
+            click.echo(f"  drawn with {next(iter(report['drawn_with']))}")
+        for warning in report.get("warnings", []):
+            click.echo(f"  warning: {warning}")
         for name, fit in report["distribution_fits"].items():
             click.echo(f"  {name:<10} {fit['sampler']:<12} KS p = {fit['p_value']:.3f}")
         for where, problems in report["problems"].items():

@@ -40,6 +40,7 @@ from pathlib import Path
 
 from mmdrender.camera import Camera, head_centre_x
 from mmdrender.errors import MMDRenderError
+from mmdrender.gl.context import describe
 from mmdrender.gl.renderer import DEFAULT_SAMPLES, DEFAULT_SUPERSAMPLE, Lights
 from mmdrender.loader import load_model
 from mmdrender.pose import HEAD_BONE, MorphMapping, Poser
@@ -400,7 +401,7 @@ def render_shard(task: ShardTask, config: RunConfig,
         record.unlink(missing_ok=True)  # it describes the shard about to be replaced
         with ShardWriter(shard, config.schema, config.size, config.renderer_settings(),
                          config.seed, task.split, fingerprint=tag,
-                         images=config.images) as writer:
+                         images=config.images, drawn_with=describe()) as writer:
             textures: dict[str, list] = {}  # per model rendered: its texture files' stats
             for entry, examples in zip(task.entries, task.examples, strict=True):
                 reporting = _Reporting(writer, progress, task.images_per)

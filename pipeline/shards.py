@@ -22,7 +22,8 @@ Root attributes: ``format_version``, ``schema`` (JSON of
 :meth:`~pipeline.poses.PoseSchema.to_dict`), ``image_size``, ``renderer``
 (JSON: shading, anti-aliasing, lights), ``dataset_seed``, ``package_version``,
 ``split``, and optionally ``fingerprint`` (JSON: everything the run that wrote
-the shard decided its bytes with, see :func:`pipeline.generate.fingerprint`).
+the shard decided its bytes with, see :func:`pipeline.generate.fingerprint`)
+and ``drawn_with`` (the GL driver that drew it, :func:`mmdrender.gl.context.describe`).
 Images are RGBA sRGB, straight alpha, background exactly (0,0,0,0).
 
 Compression: one image per chunk, ``(1, S, S, 4)``, gzip: a filter built into
@@ -216,12 +217,14 @@ class ShardWriter:
 
     ``settings`` are the renderer settings (JSON-serialisable: shading,
     anti-aliasing, lights); ``size`` the image side in pixels; ``fingerprint``
-    (JSON-serialisable, optional) is stored as the ``fingerprint`` attribute.
+    (JSON-serialisable, optional) is stored as the ``fingerprint`` attribute;
+    ``drawn_with`` (optional) names the GL driver that drew the images, stored
+    as ``drawn_with``: GPUs and llvmpipe may differ in the last bit of an edge.
     """
 
     def __init__(self, path: str | os.PathLike, schema: PoseSchema, size: int,
                  settings: Mapping, seed: int, split: str, fingerprint: Mapping | None = None,
-                 images: tuple[ImageSet, ...] = THA1_IMAGES):
+                 images: tuple[ImageSet, ...] = THA1_IMAGES, drawn_with: str = ""):
         self.path = Path(path)
         self.images = tuple(images)
         self.wide = self.images != THA1_IMAGES
@@ -251,6 +254,8 @@ class ShardWriter:
             self._attrs["images"] = _check_json([i.to_dict() for i in self.images], "images")
         if fingerprint is not None:
             self._attrs["fingerprint"] = _check_json(dict(fingerprint), "shard fingerprint")
+        if drawn_with:
+            self._attrs["drawn_with"] = str(drawn_with)
         self._per_model = stored_names(self.images, "model")
         self._per_example = stored_names(self.images, "example")
         self._rest_mouths: list[int] = []

@@ -189,6 +189,30 @@ def test_verify_passes_then_catches_a_corrupted_shard(reference, tmp_path):
     assert "train-00000.h5" in bad.output and "sha256" in bad.output
 
 
+def test_shards_name_the_gl_driver_and_verify_warns_when_drivers_are_mixed(reference,
+                                                                            tmp_path):
+    """A GPU and llvmpipe may draw an edge a bit apart: each shard says which drew it."""
+    from mmdrender.gl.context import describe
+    from pipeline.shards import write_manifest
+
+    copy = tmp_path / "copy"
+    shutil.copytree(reference, copy)
+    shards = sorted(copy.glob("*.h5"))
+    for shard in shards:
+        with h5py.File(shard, "r") as f:
+            assert f.attrs["drawn_with"] == describe() != ""
+    report = run(["verify", copy])
+    assert report.exit_code == 0 and f"drawn with {describe()}" in report.output
+    with h5py.File(shards[0], "a") as f:  # as if resumed on a GPU machine
+        f.attrs["drawn_with"] = "NVIDIA H100 PCIe/PCIe/SSE2, NVIDIA 550.54.14"
+    write_manifest(copy, shards)
+    mixed = run(["verify", copy])
+    assert mixed.exit_code == 0, mixed.output  # a warning, not a damaged dataset
+    assert "warning: the shards were drawn by different GL drivers" in mixed.output
+    assert f"NVIDIA H100 PCIe/PCIe/SSE2, NVIDIA 550.54.14 (1 shards, e.g. {shards[0].name})" \
+        in mixed.output
+
+
 def test_split_totals_are_spread_over_the_models_of_each_split(library, tmp_path):
     root, index = library
     result = run(dataset_args(index, root, tmp_path, "--split-examples", "train=7,test=2"))

@@ -2,7 +2,9 @@
 
 The platform owns the context's lifetime; the renderer only issues GL calls on
 a context it is given. Rendering is headless through EGL: Mesa's llvmpipe on
-a machine without a GPU, the GPU's driver where there is one.
+a machine without a GPU, the GPU's driver where there is one (EGL's first
+device; ``GLCONTEXT_DEVICE_INDEX=N`` picks another, as glcontext reads it).
+:func:`describe` names the driver that draws.
 
 One context per process, created on first use and reused. A forked child
 (joblib, multiprocessing) gets its own, since a context does not survive a
@@ -59,6 +61,15 @@ def get_context() -> moderngl.Context:
             _context = create_context()
             _context_pid = os.getpid()
         return _context
+
+
+def describe(ctx: moderngl.Context | None = None) -> str:
+    """The driver that draws, as GL names it: ``llvmpipe (LLVM 15.0.6, 256 bits), Mesa
+    22.3.6`` on the CPU, the GPU's name and driver version on a GPU."""
+    info = (ctx if ctx is not None else get_context()).info
+    renderer, version = info.get("GL_RENDERER", "unknown"), info.get("GL_VERSION", "")
+    driver = version.split(" ", 1)[1] if " " in version else version  # after "4.5 (Core...)"
+    return f"{renderer}, {driver.split(') ', 1)[-1]}" if driver else renderer
 
 
 def collect(ctx: moderngl.Context | None = None) -> int:
