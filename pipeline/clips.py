@@ -42,6 +42,7 @@ import numpy as np
 
 from mmdrender.camera import HEAD_BONE, HEAD_WEIGHT, Camera, head_centre_x
 from mmdrender.errors import MMDRenderError
+from mmdrender.gl.context import describe
 from mmdrender.gl.renderer import DEFAULT_SAMPLES, DEFAULT_SUPERSAMPLE, Lights
 from mmdrender.loader import load_model
 from mmdrender.motion import Motion
@@ -311,6 +312,7 @@ def _assemble(job: ClipJob, clip: ClipRenderer, settings: dict, parts: Path) -> 
             "matched": clip.bound.summary(),
             "posing": "every keyed bone and morph; IK not solved, physics not simulated",
             "settings": json.dumps(settings, ensure_ascii=False),
+            "drawn_with": describe(),  # the GL driver (see pipeline.shards)
         }
         for name, value in attrs.items():
             h5.attrs[name] = value

@@ -28,6 +28,7 @@ from mmdrender.camera import HEAD_BONE, HEAD_WEIGHT, Camera, estimate_head_bound
 from mmdrender.cli import main as mmdrender_main
 from mmdrender.formats import frame as mmd_frame
 from mmdrender.formats.vmd_writer import BoneKey, MorphKey, vmd_bytes
+from mmdrender.gl.context import describe
 from mmdrender.motion import Motion
 from mmdrender.pose import MorphMapping, Poser
 from mmdrender.render import render
@@ -173,6 +174,7 @@ def test_the_clip_shard_holds_frames_poses_cameras_and_the_face_mesh(library, tm
         faces = f["face_positions"][:]
         assert f["images"].shape == (10, 64, 64, 4)
         assert f.attrs["camera_mode"] == "follow" and f.attrs["motion"] == "face.vmd"
+        assert f.attrs["drawn_with"] == describe()
     rest = model.vertices.positions[clip.face_vertices]
     np.testing.assert_allclose(faces[0], rest, atol=1e-5)
     assert np.abs(faces[-1] - rest).max() > 0.5  # the head turned and moved
