@@ -376,12 +376,6 @@ class Model:
                           for m, start, count in zip(self.materials, starts, counts, strict=True))
         return replace(self, faces=frozen_array(self.faces[keep], np.int32), materials=materials)
 
-    def used_vertices(self) -> np.ndarray:
-        """(V,) bool: the vertices some face uses (after :meth:`with_faces`, the drawn ones)."""
-        used = np.zeros(len(self.vertices), dtype=bool)
-        used[self.faces.reshape(-1)] = True
-        return used
-
     @property
     def missing_textures(self) -> tuple[TextureRef, ...]:
         """Every referenced texture (material, sphere or toon) that was not found."""

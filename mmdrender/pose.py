@@ -107,22 +107,6 @@ class Poser:
             value.setflags(write=False)
         self._bones, self._weights = _compact_influences(model)
         self._moved_vertices: dict[bytes, _MovedVertices] = {}
-        self._skinned: np.ndarray | None = None  # see skin_only
-
-    def skin_only(self, vertices: np.ndarray | None) -> None:
-        """Skin only ``vertices`` ((V,) bool; None: all) from now on.
-
-        For a model drawn with a subset of its faces (:meth:`Model.with_faces`):
-        the other vertices keep their rest positions and normals (morphs
-        applied), which no drawn face shows; the drawn ones come out as before.
-        """
-        if vertices is not None:
-            vertices = np.asarray(vertices, dtype=bool)
-            if vertices.shape != (len(self.model.vertices),):
-                raise PoseError(f"skin_only needs one flag per vertex "
-                                f"({len(self.model.vertices)}), got shape {vertices.shape}")
-        self._skinned = vertices
-        self._moved_vertices.clear()
 
     def pose(self, params: Mapping[str, float] = _NONE,
              morphs: Mapping[str, float] = _NONE,
@@ -343,10 +327,7 @@ class Poser:
         key = moved_bones.tobytes()
         found = self._moved_vertices.get(key)
         if found is None:
-            influenced = moved_bones[self._bones].any(axis=1)
-            if self._skinned is not None:
-                influenced &= self._skinned
-            rows = np.flatnonzero(influenced)
+            rows = np.flatnonzero(moved_bones[self._bones].any(axis=1))
             bones = np.ascontiguousarray(self._bones[rows].T)
             weights = np.repeat(self._weights[rows].T[:, :, None], 12, axis=2)
             found = _MovedVertices(rows, bones, np.ascontiguousarray(weights))

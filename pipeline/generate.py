@@ -568,7 +568,6 @@ def render_model(entry: ModelEntry, config: RunConfig, examples: int, path: Path
         fields["wink_left"] = fields["wink_right"] = entry.wink_both
     lights = config.model_lights(entry.model_id)
     drawn = model.with_faces(reachable_faces(model, camera, poser.turn_bounds()))
-    poser.skin_only(drawn.used_vertices())  # the rest are never drawn
     scene = get_renderer(config.size, config.shading, config.samples,
                          config.supersample).prepare(drawn)
 

@@ -131,9 +131,8 @@ def render_wide_model(entry: ModelEntry, config, examples: int, path: Path, writ
               for e in range(examples)]
     lights = config.model_lights(entry.model_id)
     renderer = get_renderer(config.size, config.shading, config.samples, config.supersample)
-    reach = reachable_faces(model, camera, poser.turn_bounds())
-    poser.poser.skin_only(model.with_faces(reach).used_vertices())  # the rest are never drawn
-    draw = _Drawing(renderer, model, camera, lights, reach)
+    draw = _Drawing(renderer, model, camera, lights,
+                    reachable_faces(model, camera, poser.turn_bounds()))
     try:
         if schema.name == "tha2":
             _tha2(entry, schema, poser, poses, mouths, realisations, draw, writer, path)

@@ -19,7 +19,6 @@ from conftest import load_quietly as load
 from conftest_gl import gl_context  # noqa: F401  (a fixture)
 
 from mmdrender.camera import Camera, estimate_head_bounds, head_centre_x
-from mmdrender.errors import PoseError
 from mmdrender.pose import MorphMapping, Poser
 from mmdrender.reach import _turned, movement_bounds, reachable_faces
 from mmdrender.render import get_renderer
@@ -154,30 +153,3 @@ def test_every_vertex_moves_within_its_bound_appended_bones_included(samples_dir
     # turns past 90° (an API user's Poser): the 1 - cos term keeps growing
     _moved_at_most_the_bound(model, Poser(model, MorphMapping(None, None, None), degrees=120),
                              poses, "akane at 120°")
-
-
-def test_skinning_only_the_drawn_vertices_moves_them_as_before(heavy_dir):
-    """Poser.skin_only: the vertices a culled model draws come out bit for bit as when every
-    vertex is skinned; the others stay where the morphs put them (no face shows them)."""
-    model = load(heavy_dir / HEAVY_SAMPLE / f"{HEAVY_SAMPLE}.pmx")
-    truth = sample_truth(HEAVY_SAMPLE)
-    camera = Camera.from_head_bounds(truth.head_top_y, truth.head_bottom_y,
-                                     head_centre_x(model), 96)
-    mapping = MorphMapping("ウィンク", "ウィンク右", "あ")
-    whole, part = Poser(model, mapping), Poser(model, mapping)
-    drawn = model.with_faces(reachable_faces(model, camera, whole.turn_bounds()))
-    used = drawn.used_vertices()
-    assert 0 < used.sum() < len(used)
-    part.skin_only(used)
-    for x, y, z in CORNERS:
-        values = {"head_x": x, "head_y": y, "neck_z": z, "mouth": 1.0}
-        a, b = whole.pose(values), part.pose(values)
-        assert np.array_equal(a.positions[used], b.positions[used])
-        assert np.array_equal(a.normals[used], b.normals[used])
-        unskinned = part.pose({"mouth": 1.0})  # the same morphs, no turn
-        assert np.array_equal(b.positions[~used], unskinned.positions[~used])
-        assert not np.array_equal(a.positions[~used], b.positions[~used])  # they were skipped
-    part.skin_only(None)
-    assert np.array_equal(part.pose(values).positions, a.positions)
-    with pytest.raises(PoseError, match="one flag per vertex"):
-        part.skin_only(np.ones(3, bool))
