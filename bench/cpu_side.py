@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.dataset import REAL_MODEL, SHARED, heavy_entries, real_entries  # noqa: E402
-from mmdrender.gl.renderer import ModelScene, Renderer, straight_alpha  # noqa: E402
+from mmdrender.gl.renderer import ModelScene, Renderer  # noqa: E402
 from mmdrender.samples import write_samples  # noqa: E402
 from pipeline.generate import RunConfig, plan, run_tasks, total_images  # noqa: E402
 from pipeline.index import sample_entries  # noqa: E402
@@ -35,9 +35,10 @@ CORES = (2, 16, 64)  # machines to extrapolate to
 
 @contextmanager
 def drawing_for_free():
-    """Skip the GL draw calls and read-back once each image size has one real frame."""
-    frames: dict[int, bytes] = {}
-    draw_calls, read = ModelScene._draw_calls, Renderer.read
+    """Skip the GL draw calls and read-back once each image size has one real frame;
+    later reads get that frame's bytes as GL returned them."""
+    frames: dict[int, bytearray] = {}
+    draw_calls, read = ModelScene._draw_calls, Renderer.read_premultiplied
 
     def skip_draw_calls(self, uniforms, box):
         if self.renderer.size not in frames:
@@ -45,16 +46,14 @@ def drawing_for_free():
 
     def first_frame(self):
         if self.size not in frames:
-            image = read(self)
-            frames[self.size] = image[::-1].tobytes()  # as GL's rows, bottom first
-            return image
-        return straight_alpha(frames[self.size], self.size)
+            frames[self.size] = read(self)
+        return bytearray(frames[self.size])  # a copy, as a read-back is
 
-    ModelScene._draw_calls, Renderer.read = skip_draw_calls, first_frame
+    ModelScene._draw_calls, Renderer.read_premultiplied = skip_draw_calls, first_frame
     try:
         yield
     finally:
-        ModelScene._draw_calls, Renderer.read = draw_calls, read
+        ModelScene._draw_calls, Renderer.read_premultiplied = draw_calls, read
 
 
 def measure(name: str, entries, root: Path, examples: int) -> None:

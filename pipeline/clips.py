@@ -231,7 +231,7 @@ def render_clip(job: ClipJob, progress: Callable[[int], None] | None = None,
             count = min(CHUNK_FRAMES, total - first)
             arrays = clip.render(first, count)
             with atomic_write(parts / f"part-{first:07d}.npz", "wb") as f:
-                np.savez(f, **arrays)
+                np.savez(f, **arrays, drawn_with=np.array(describe()))
             if progress:
                 progress(count)
     finally:
@@ -288,8 +288,11 @@ def _assemble(job: ClipJob, clip: ClipRenderer, settings: dict, parts: Path) -> 
                                   np.float32, chunks=(1, len(clip.face_vertices) or 1, 3),
                                   **COMPRESSION)
         cameras = h5.create_dataset("camera", (total, 3), np.float64)
+        drivers = set()  # a stopped clip may be resumed on another machine
         for first in range(0, total, CHUNK_FRAMES):
             with np.load(parts / f"part-{first:07d}.npz") as arrays:
+                drivers.add(str(arrays["drawn_with"]) if "drawn_with" in arrays.files
+                            else "not recorded")
                 end = first + len(arrays["camera"])
                 for i, image in enumerate(arrays["images"]):
                     write_image(images, first + i, image)
@@ -312,7 +315,7 @@ def _assemble(job: ClipJob, clip: ClipRenderer, settings: dict, parts: Path) -> 
             "matched": clip.bound.summary(),
             "posing": "every keyed bone and morph; IK not solved, physics not simulated",
             "settings": json.dumps(settings, ensure_ascii=False),
-            "drawn_with": describe(),  # the GL driver (see pipeline.shards)
+            "drawn_with": "; ".join(sorted(drivers)),  # the GL drivers (see pipeline.shards)
         }
         for name, value in attrs.items():
             h5.attrs[name] = value

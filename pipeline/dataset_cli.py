@@ -13,7 +13,6 @@ import h5py
 import numpy as np
 from click.core import ParameterSource
 
-from mmdrender.gl.context import describe
 from mmdrender.gl.renderer import DEFAULT_SAMPLES, DEFAULT_SUPERSAMPLE
 from mmdrender.schema_pose import BodySettings
 from mmdrender.schemas import SCHEMAS
@@ -155,8 +154,8 @@ def dataset(index_path, out, root, examples_per_model, split_examples, schema, s
                            "one recorded then): rendering it again", err=True)
             pending = start_run(tasks, config, retry_failed)
             try:
-                rendered, seconds, peak_mb = _render(tasks, pending, config, workers, backend,
-                                                     root)
+                rendered, seconds, peak_mb, drivers = _render(tasks, pending, config, workers,
+                                                              backend, root)
             finally:  # a stop (full disk, Ctrl+C) leaves no half-written shards behind
                 removed = remove_leftovers(out) if backend != "dask" else 0
                 if removed:
@@ -169,6 +168,11 @@ def dataset(index_path, out, root, examples_per_model, split_examples, schema, s
     rate = rendered / seconds if seconds > 0 else 0.0
     click.echo(f"rendered {rendered} images in {seconds:.1f} s ({rate:.1f} images/s); "
                f"peak worker memory {peak_mb:.0f} MB")
+    if len(drivers) == 1:
+        click.echo(f"drawn with {drivers.pop()}")
+    elif drivers:
+        click.echo(f"warning: the shards were drawn by different GL drivers: "
+                   f"{'; '.join(sorted(drivers))}", err=True)
     click.echo(f"dataset: {out}  manifest: {manifest}")
     if warnings:
         models = len({w["model_id"] for w in warnings})
@@ -183,8 +187,9 @@ def dataset(index_path, out, root, examples_per_model, split_examples, schema, s
             sys.exit(1)
 
 
-def _render(tasks, pending, config, workers, backend, root) -> tuple[int, float, float]:
-    """Render the pending shards with a progress bar: (images, seconds, peak MB)."""
+def _render(tasks, pending, config, workers, backend, root) -> tuple[int, float, float, set]:
+    """Render the pending shards with a progress bar: (images, seconds, peak MB, the GL
+    drivers that drew them)."""
     if workers is None:
         workers = -1 if backend == "dask" else usable_cores()
     done_images = total_images(tasks) - total_images(pending)
@@ -193,8 +198,6 @@ def _render(tasks, pending, config, workers, backend, root) -> tuple[int, float,
     click.echo(f"{len(tasks)} shards for {sum(len(t.entries) for t in tasks)} models "
                f"({len(tasks) - len(pending)} already done) on {processes}; "
                f"models root {root}", err=True)
-    if pending and backend != "dask":  # Dask workers draw with their machines' drivers
-        click.echo(f"drawing with {describe()}", err=True)
     suspects = sorted(suspect_models(config.out))
     if suspects:
         click.echo(f"{len(suspects)} model(s) were being rendered when an earlier run ended; "
@@ -206,16 +209,17 @@ def _render(tasks, pending, config, workers, backend, root) -> tuple[int, float,
                    f"skipped (--retry-failed tries them again): {', '.join(crashed[:10])}"
                    + (" ..." if len(crashed) > 10 else ""), err=True)
     start = time.perf_counter()
-    rendered, peak_mb = 0, 0.0
+    rendered, peak_mb, drivers = 0, 0.0, set()
     with progress_bar(total_images(tasks), initial=done_images, unit="img",
                       desc="rendering") as bar:
         for result in run_tasks(pending, config, workers, backend, progress=bar.update,
                                 notice=lambda text: bar.write(text, file=sys.stderr)):
             rendered += result.images
             peak_mb = max(peak_mb, result.peak_memory_mb)
+            drivers.add(result.drawn_with)
             for failure in result.failures:
                 bar.write(f"skipped {failure['model_id']}: {failure['reason']}", file=sys.stderr)
-    return rendered, time.perf_counter() - start, peak_mb
+    return rendered, time.perf_counter() - start, peak_mb, drivers
 
 
 def _wide_rows(f, models, schema: PoseSchema) -> list[tuple]:

@@ -159,6 +159,7 @@ class ShardResult:
     warnings: list[dict] = field(default_factory=list)  # models drawn without some textures
     shard: str = ""  # the file written, and its sha256 (see trust_written)
     sha256: str = ""
+    drawn_with: str = ""  # the GL driver of the process that drew it
     peak_memory_mb: float = 0.0  # of the worker process that rendered it
 
 
@@ -253,7 +254,7 @@ def rendering_code() -> str:
     files = sorted([*package.rglob("*.py"), *package.rglob("*.glsl")])
     files += [Path(__file__).with_name(name) for name in (
         "generate.py", "poses.py", "shards.py", "feature_poses.py", "wide_render.py",
-        "image_sets.py", "roles.py", "motion_source.py")]
+        "image_sets.py", "roles.py", "motion_source.py", "image_chunks.py")]
     for path in files:
         digest.update(path.relative_to(path.parents[1]).as_posix().encode())
         digest.update(path.read_bytes())
@@ -397,11 +398,12 @@ def render_shard(task: ShardTask, config: RunConfig,
     shard = out / task.name
     record = out / (task.name + FAILURES_SUFFIX)
     tag = fingerprint(task, config)
+    result.drawn_with = describe()
     try:
         record.unlink(missing_ok=True)  # it describes the shard about to be replaced
         with ShardWriter(shard, config.schema, config.size, config.renderer_settings(),
                          config.seed, task.split, fingerprint=tag,
-                         images=config.images, drawn_with=describe()) as writer:
+                         images=config.images, drawn_with=result.drawn_with) as writer:
             textures: dict[str, list] = {}  # per model rendered: its texture files' stats
             for entry, examples in zip(task.entries, task.examples, strict=True):
                 reporting = _Reporting(writer, progress, task.images_per)

@@ -30,8 +30,15 @@ def create_image_dataset(group: h5py.Group, name: str, size: int, count: int = 0
 
 
 def write_image(dataset: h5py.Dataset, index: int, image: np.ndarray) -> None:
-    """Store ``image`` ((size, size, 4) uint8, checked by the caller) as image ``index``."""
-    pixels = np.ascontiguousarray(image, dtype=np.uint8)
-    if pixels.shape != dataset.shape[1:]:
-        raise ValueError(f"an image of shape {pixels.shape} for a dataset of {dataset.shape[1:]}")
+    """Store ``image`` ((size, size, 4) uint8) as image ``index`` of those the dataset holds.
+
+    A direct chunk write bypasses h5py's checks: an index past the end would
+    lie hidden until the dataset grows, and any other dtype would be stored as bytes.
+    """
+    if image.dtype != np.uint8 or image.shape != dataset.shape[1:]:
+        raise ValueError(f"a {image.dtype} image of shape {image.shape} for a dataset of "
+                         f"uint8 images of shape {dataset.shape[1:]}")
+    if not 0 <= index < dataset.shape[0]:
+        raise IndexError(f"image {index} of a dataset of {dataset.shape[0]}")
+    pixels = np.ascontiguousarray(image)
     dataset.id.write_direct_chunk((index, 0, 0, 0), isal_zlib.compress(pixels, LEVEL))

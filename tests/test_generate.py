@@ -276,6 +276,9 @@ def test_by_default_a_run_uses_a_process_per_core_and_equals_one_process(library
     assert result.exit_code == 0, result.output
     cores = usable_cores()
     assert f"on {cores} worker process{'es' if cores > 1 else ''}" in result.stderr
+    from mmdrender.gl.context import describe
+
+    assert f"drawn with {describe()}" in result.stdout  # the workers' driver
     assert digests(tmp_path) == digests(reference)
 
 

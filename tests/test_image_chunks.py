@@ -42,8 +42,14 @@ def test_images_read_back_through_the_gzip_filter_in_another_process(tmp_path):
         assert f["images"].id.get_storage_size() < 0.7 * images.nbytes
 
 
-def test_an_image_of_another_size_is_refused(tmp_path):
+def test_an_image_of_another_size_or_type_or_past_the_end_is_refused(tmp_path):
     with h5py.File(tmp_path / "images.h5", "w") as f:
-        dataset = create_image_dataset(f, "images", 16, count=1, resizable=False)
+        dataset = create_image_dataset(f, "images", 16, count=1)
         with pytest.raises(ValueError, match="shape"):
             write_image(dataset, 0, np.zeros((8, 8, 4), np.uint8))
+        with pytest.raises(ValueError, match="float64"):
+            write_image(dataset, 0, np.full((16, 16, 4), 300.7))
+        with pytest.raises(IndexError, match="image 1 of a dataset of 1"):
+            write_image(dataset, 1, np.zeros((16, 16, 4), np.uint8))
+        dataset.resize(2, axis=0)
+        assert not dataset[1].any()  # nothing was left past the end

@@ -203,7 +203,8 @@ def test_the_clip_shard_holds_frames_poses_cameras_and_the_face_mesh(library, tm
     assert np.abs(decoded[0] - over_white).mean() < 6
 
 
-def test_a_stopped_clip_goes_on_and_ends_as_an_unbroken_run(library, tmp_path, gl_context):  # noqa: F811
+def test_a_stopped_clip_goes_on_and_ends_as_an_unbroken_run(library, tmp_path, gl_context,  # noqa: F811
+                                                             monkeypatch):
     root, index = library
     entry = entry_of(index)
     motion = tmp_path / "face.vmd"
@@ -231,6 +232,7 @@ def test_a_stopped_clip_goes_on_and_ends_as_an_unbroken_run(library, tmp_path, g
         with pytest.raises(Stop):
             render_clip(job(out), progress=stop)
         assert not out.exists() and len(list((tmp_path / "stopped.h5.parts").glob("*.npz"))) == 1
+        monkeypatch.setattr(clips, "describe", lambda: "Another GPU, driver 1")  # resumed elsewhere
         again = render_clip(job(out))
     finally:
         clips.CHUNK_FRAMES = saved
@@ -242,6 +244,7 @@ def test_a_stopped_clip_goes_on_and_ends_as_an_unbroken_run(library, tmp_path, g
     with h5py.File(out) as a, h5py.File(tmp_path / "whole.h5") as b:
         for name in ("images", "pose", "frame", "camera", "face_positions"):
             assert np.array_equal(a[name][:], b[name][:]), name
+        assert a.attrs["drawn_with"] == "; ".join(sorted(["Another GPU, driver 1", describe()]))
 
 
 def _one_error_line(result, *expected):

@@ -308,6 +308,11 @@ class Renderer:
         un-premultiplies: rgb = round(rgb * 255 / a) (halves up), and
         (0, 0, 0, 0) wherever a = 0.
         """
+        return straight_alpha(self.read_premultiplied(), self.size)
+
+    def read_premultiplied(self) -> bytearray:
+        """The image drawn as GL holds it: premultiplied RGBA bytes, the bottom row first
+        (multisampling resolved, supersampling filtered down)."""
         ctx = self.ctx
         if self.samples:
             ctx.copy_framebuffer(self.resolved, self.target)
@@ -316,10 +321,9 @@ class Renderer:
             ctx.disable(moderngl.DEPTH_TEST | moderngl.BLEND | moderngl.CULL_FACE)
             self.resolved.color_attachments[0].use(0)
             self._downsample.render(moderngl.TRIANGLES, vertices=3)
-        size = self.size
-        pixels = bytearray(size * size * 4)
+        pixels = bytearray(self.size * self.size * 4)
         self.output.read_into(pixels, components=4, alignment=1)
-        return straight_alpha(pixels, size)
+        return pixels
 
 
 def straight_alpha(pixels, size: int) -> np.ndarray:
