@@ -118,14 +118,18 @@ SQUARE = [[-1, -1, 0], [1, -1, 0], [1, 1, 0], [-1, 1, 0], [0.5, 0.5, 0], [0.6, 0
           [0.5, 0.6, 0]]
 FACES = np.array([[0, 1, 2], [0, 2, 3], [4, 5, 6]])
 FACE_MATERIAL = np.array([0, 0, 1])
-IDENTITY = np.eye(4)
+SQUARE_CAMERA = Camera(0.0, 0.0, 1.0, 256)  # the square [-1, 1]² fills the image
+
+
+def _box(before: DrawInputs, after: DrawInputs):
+    return redraw_box(before, after, FACES, FACE_MATERIAL, SQUARE_CAMERA, 1)
 
 
 def test_the_box_holds_a_moved_triangle_where_it_was_and_where_it_is():
     before = _inputs(SQUARE)
     moved = np.array(SQUARE, np.float32)
     moved[4] = [0.3, 0.2, 0.0]  # NDC -> pixels of a 256 image: (166.4, 153.6)
-    box = redraw_box(before, _inputs(moved), FACES, FACE_MATERIAL, IDENTITY, (256, 256))
+    box = _box(before, _inputs(moved))
     x, y, w, h = box
     # Every corner, before (192, 192), (204.8, 192), (192, 204.8) and after, lies inside.
     for px, py in ((166.4, 153.6), (192, 192), (204.8, 192), (192, 204.8)):
@@ -136,16 +140,13 @@ def test_the_box_holds_a_moved_triangle_where_it_was_and_where_it_is():
 
 def test_a_box_is_none_when_the_camera_or_most_of_the_image_changes():
     before = _inputs(SQUARE)
-    assert redraw_box(before, _inputs(SQUARE, mvp=b"other"), FACES, FACE_MATERIAL, IDENTITY,
-                      (256, 256)) is None
+    assert _box(before, _inputs(SQUARE, mvp=b"other")) is None
     moved = np.array(SQUARE, np.float32)
     moved[0] += 0.01  # a corner of the image-filling square
-    assert redraw_box(before, _inputs(moved), FACES, FACE_MATERIAL, IDENTITY, (256, 256)) is None
+    assert _box(before, _inputs(moved)) is None
     # A material's state change redraws all its faces: material 0 is the whole square.
-    assert redraw_box(before, _inputs(SQUARE, material=1.0), FACES, FACE_MATERIAL, IDENTITY,
-                      (256, 256)) is None
-    assert redraw_box(before, _inputs(SQUARE), FACES, FACE_MATERIAL, IDENTITY,
-                      (256, 256)) == (0, 0, 0, 0)
+    assert _box(before, _inputs(SQUARE, material=1.0)) is None
+    assert _box(before, _inputs(SQUARE)) == (0, 0, 0, 0)
 
 
 def _akane(samples_dir):

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mmdrender.camera import Camera
+
 ALIGN = 16  # llvmpipe's block side (see the module docstring)
 WHOLE_SHARE = 0.6  # boxes larger than this share of the image are drawn whole
 
@@ -64,14 +66,13 @@ def changed_faces(before: DrawInputs, after: DrawInputs, faces: np.ndarray,
 
 
 def redraw_box(before: DrawInputs, after: DrawInputs, faces: np.ndarray,
-               face_material: np.ndarray, mvp: np.ndarray,
-               shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
+               face_material: np.ndarray, camera: Camera,
+               scale: int) -> tuple[int, int, int, int] | None:
     """(x, y, width, height) in GL window pixels (first row at the bottom) that holds every
     difference between the frames drawn from ``before`` and ``after``; (0, 0, 0, 0) when
     they are the same frame, None when the box would be most of the image.
 
-    ``mvp`` is the (4, 4) projection both were drawn with (column vectors), ``shape``
-    the drawn image's (width, height).
+    ``camera`` drew both, into an image ``scale`` times its size a side (supersampling).
     """
     changed = changed_faces(before, after, faces, face_material)
     if changed is None:
@@ -80,12 +81,11 @@ def redraw_box(before: DrawInputs, after: DrawInputs, faces: np.ndarray,
         return (0, 0, 0, 0)
     corners = np.unique(faces[changed])
     points = np.concatenate([before.positions[corners], after.positions[corners]])
-    clip = points.astype(np.float64) @ mvp[:3, :3].T + mvp[:3, 3]
-    w = points.astype(np.float64) @ mvp[3, :3] + mvp[3, 3]
-    if not (np.isfinite(clip).all() and np.isfinite(w).all() and (w > 0).all()):
+    pixels = camera.to_pixels(points) * scale
+    width = height = camera.size * scale
+    pixels[:, 1] = height - pixels[:, 1]  # GL's rows count from the bottom
+    if not np.isfinite(pixels).all():
         return None
-    width, height = shape
-    pixels = (clip[:, :2] / w[:, None] + 1.0) / 2.0 * np.array([width, height])
     low = np.floor(pixels.min(axis=0)) - 1
     high = np.ceil(pixels.max(axis=0)) + 1
     low = np.clip(np.floor(low / ALIGN) * ALIGN, 0, [width, height]).astype(int)

@@ -560,7 +560,7 @@ class ModelScene:
         }
         inputs = DrawInputs(positions, normals, uvs, self._drawn_sub_uvs(), materials,
                             tuple(uniforms.items()))
-        box = self.redrawn_box = self._start_from_kept(inputs, camera.projection(depth_range))
+        box = self.redrawn_box = self._start_from_kept(inputs, camera)
         try:
             if box is None or box[2] * box[3]:
                 self._draw_calls(uniforms, box)
@@ -574,17 +574,17 @@ class ModelScene:
             self._remember(inputs)
         return image
 
-    def _start_from_kept(self, inputs: DrawInputs, mvp: np.ndarray):
+    def _start_from_kept(self, inputs: DrawInputs, camera: Camera):
         """Copy the kept frame that differs least from ``inputs`` into the target.
 
         Returns the box left to redraw (x, y, width, height; zero-sized when
         nothing differs), or None: draw the whole frame.
         """
         renderer = self.renderer
-        shape = renderer.target.size
         best = None
         for kept, frame in self._kept:
-            box = redraw_box(kept, inputs, self._faces, self._face_material, mvp, shape)
+            box = redraw_box(kept, inputs, self._faces, self._face_material, camera,
+                             renderer.supersample)
             if box is not None and (best is None or box[2] * box[3] < best[0][2] * best[0][3]):
                 best = box, frame
         if best is None:
