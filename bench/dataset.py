@@ -94,8 +94,9 @@ def main() -> int:
         samples = [replace(e, split="train") for e in sample_entries(root)]
         for antialiasing in ANTIALIASING:
             measure("sample characters (5 models)", samples, root, antialiasing)
+        heavy = heavy_entries(root)
         for antialiasing in ANTIALIASING:
-            measure("heavy sample (57k vertices) x4", heavy_entries(root), root, antialiasing,
+            measure("heavy sample (57k vertices) x4", heavy, root, antialiasing,
                     target=HEAVY_TARGET)
     if (SHARED / REAL_MODEL).exists():
         for antialiasing in ANTIALIASING:

@@ -44,3 +44,14 @@ class MotionError(MMDRenderError):
         self.path = Path(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+LISTED = 20  # names quoted in a message
+
+
+def listed_names(names: list[str]) -> str:
+    """Names for a message: the first :data:`LISTED`, and how many in all beyond them."""
+    if not names:
+        return "(none)"
+    shown = ", ".join(names[:LISTED])
+    return shown if len(names) <= LISTED else f"{shown}, ... ({len(names)} in all)"

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmdrender.errors import MotionError
+from mmdrender.errors import MotionError, listed_names
 from mmdrender.files import read_input
 from mmdrender.formats import frame as mmd_frame
 from mmdrender.formats.binary import FormatError
@@ -47,7 +47,6 @@ from mmdrender.skeleton import IDENTITY_QUAT, quat_slerp
 
 FPS = 30.0
 MAX_MOTION_BYTES = 256 * 2**20  # the longest real motions are a few tens of MB
-_LISTED = 20  # names quoted in a message
 _BISECTIONS = 30  # Bézier x -> parameter: 2^-30 of the way, well below a float32 step
 
 
@@ -170,7 +169,8 @@ class BoundMotion:
             missing = self.unmatched_bones + self.unmatched_morphs
             raise MotionError(self.motion.path, f"is for another model (made for "
                               f"{self.motion.model_name!r}): model {self.model.path.name!r} "
-                              f"has none of its bones or morphs; missing: {_names(missing)}")
+                              "has none of its bones or morphs; missing: "
+                              f"{listed_names(missing)}")
 
     def summary(self) -> str:
         """One line: what matched and what did not."""
@@ -178,7 +178,7 @@ class BoundMotion:
                 "matched")
         for what, names in (("bones", self.unmatched_bones), ("morphs", self.unmatched_morphs)):
             if names:
-                text += f"; {len(names)} {what} not in the model: {_names(names)}"
+                text += f"; {len(names)} {what} not in the model: {listed_names(names)}"
         return text
 
     def evaluate(self, frames) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -263,10 +263,3 @@ def bezier(curves: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 def _unmatched(names: tuple[bytes, ...], found: np.ndarray) -> list[str]:
     return [decode_name(names[t]) for t in np.flatnonzero(found < 0)]
-
-
-def _names(names: list[str]) -> str:
-    if not names:
-        return "(none)"
-    shown = ", ".join(names[:_LISTED])
-    return shown if len(names) <= _LISTED else f"{shown}, ... ({len(names)} in all)"

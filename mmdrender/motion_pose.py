@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mmdrender.camera import HEAD_BONE
-from mmdrender.motion import BoundMotion
+from mmdrender.motion import FPS, BoundMotion
 from mmdrender.pose import NECK_BONE
 from mmdrender.rig import Rig
 from mmdrender.schema_pose import BodySettings
@@ -184,7 +184,7 @@ class MotionPoses:
 
 
 def frame_numbers(last_frame: int, start: float | None = None, end: float | None = None,
-                  fps: float = 30.0) -> np.ndarray:
+                  fps: float = FPS) -> np.ndarray:
     """The motion frames (30 per second) a clip at ``fps`` shows from ``start`` to ``end``,
     both included (defaults: 0 and the motion's last keyed frame)."""
     start = 0.0 if start is None else float(start)
@@ -193,7 +193,7 @@ def frame_numbers(last_frame: int, start: float | None = None, end: float | None
         raise ValueError(f"frames {start:g}:{end:g}: the end must not come before the start")
     if not (math.isfinite(fps) and fps > 0):
         raise ValueError(f"fps must be a positive number, got {fps}")
-    step = 30.0 / fps
+    step = FPS / fps
     count = int(math.floor((end - start) / step + 1e-9)) + 1
     if count > MAX_FRAMES:
         raise ValueError(f"frames {start:g}:{end:g} at {fps:g} fps are {count} frames, more "

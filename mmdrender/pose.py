@@ -42,7 +42,7 @@ from types import MappingProxyType
 import numpy as np
 
 from mmdrender.camera import HEAD_BONE
-from mmdrender.errors import PoseError
+from mmdrender.errors import PoseError, listed_names
 from mmdrender.model import Model, MorphPanel
 from mmdrender.morph import apply_morphs, with_halves
 from mmdrender.posed import PosedModel
@@ -55,7 +55,6 @@ NECK_BONE = "首"
 # Morph parameter -> the MorphMapping field naming its morph.
 _MAPPED = {"eye_left": "wink_left", "eye_right": "wink_right", "mouth": "mouth_open"}
 _NONE: Mapping[str, float] = MappingProxyType({})
-_LISTED = 20  # morph names quoted in an error message
 _IDENTITY_AFFINE = np.eye(3, 4, dtype=np.float32)
 _SKIN_SETS_KEPT = 8  # sets of moved bones whose vertices a Poser remembers
 
@@ -163,10 +162,7 @@ class Poser:
         morph each. What the wider schemas' poser (:mod:`mmdrender.schema_pose`) builds on.
         """
         values = self._check_params({k: v for k, v in head.items() if v})
-        weights = np.asarray(weights, dtype=np.float64)
-        if weights.shape != (len(self.model.morphs),) or not np.isfinite(weights).all():
-            raise PoseError(f"morph weights must be {len(self.model.morphs)} finite numbers, "
-                            f"got an array of shape {weights.shape}")
+        weights = self._check_weights(weights)
         return self._posed(values, weights, self._turns(turns), tuple(halves))
 
     def pose_bones(self, rotations: np.ndarray, translations: np.ndarray,
@@ -183,11 +179,16 @@ class Poser:
             raise PoseError(f"bone rotations and translations must be finite ({count}, 4) and "
                             f"({count}, 3) arrays, got {rotations.shape} and "
                             f"{translations.shape}")
+        weights = self._check_weights(weights)
+        return self._posed(self._check_params({}), weights, bones=(rotations, translations))
+
+    def _check_weights(self, weights) -> np.ndarray:
+        """(N,) float64 raw morph weights, one finite number per morph."""
         weights = np.asarray(weights, dtype=np.float64)
         if weights.shape != (len(self.model.morphs),) or not np.isfinite(weights).all():
             raise PoseError(f"morph weights must be {len(self.model.morphs)} finite numbers, "
                             f"got an array of shape {weights.shape}")
-        return self._posed(self._check_params({}), weights, bones=(rotations, translations))
+        return weights
 
     def _posed(self, values: dict[str, float], weights: np.ndarray,
                turns: dict[int, np.ndarray] | None = None, halves=(),
@@ -246,7 +247,7 @@ class Poser:
             index = self.model.morph_index(name)
             if index is None:
                 raise PoseError(f"{self._label()} has no morph {name!r}; its morphs include "
-                                f"{_names([m.name for m in self.model.morphs])}")
+                                f"{listed_names([m.name for m in self.model.morphs])}")
             weights[index] += _finite(f"morph {name!r}", value)
         return weights
 
@@ -261,7 +262,8 @@ class Poser:
                           for panel in (MorphPanel.EYE, MorphPanel.MOUTH))
             raise PoseError(f"{parameter} is realised by the morph {name!r} "
                             f"(MorphMapping.{field}), which {self._label()} lacks; its eye "
-                            f"morphs are {_names(eye)} and its mouth morphs {_names(mouth)}; "
+                            f"morphs are {listed_names(eye)} and its mouth morphs "
+                            f"{listed_names(mouth)}; "
                             "pass a MorphMapping that names one of them, or None")
         return index
 
@@ -372,13 +374,6 @@ def _finite(what: str, value) -> float:
     if not math.isfinite(number):
         raise PoseError(f"{what} is {number}; it must be a finite number")
     return number
-
-
-def _names(names: list[str]) -> str:
-    if not names:
-        return "(none)"
-    shown = ", ".join(names[:_LISTED])
-    return shown if len(names) <= _LISTED else f"{shown}, ... ({len(names)} in all)"
 
 
 __all__ = ["POSE_PARAMETERS", "MorphMapping", "Poser", "pose_model"]

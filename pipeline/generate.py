@@ -35,7 +35,7 @@ import resource
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from mmdrender.camera import Camera, head_centre_x
@@ -355,12 +355,17 @@ def trust_written(result: ShardResult) -> None:
 
 
 def damaged_shards(tasks: list[ShardTask], config: RunConfig) -> list[str]:
-    """Shards on disk whose bytes are no longer those their record says were written."""
+    """Shards on disk whose bytes are no longer those their record says were written.
+
+    Only shards a rerun would keep are read: one made with other settings or code is
+    rendered again anyway."""
     out, damaged = Path(config.out), []
     for task in tasks:
         record, shard = read_record(task, out), out / task.name
+        if record is None or record["fingerprint"] != fingerprint(task, config):
+            continue
         try:
-            if record is not None and shard.stat().st_size == record["bytes"] and \
+            if shard.stat().st_size == record["bytes"] and \
                     _shard_sha256(shard) != record["sha256"]:
                 damaged.append(task.name)
         except OSError:
@@ -573,12 +578,12 @@ def render_model(entry: ModelEntry, config: RunConfig, examples: int, path: Path
     scene = get_renderer(config.size, config.shading, config.samples,
                          config.supersample).prepare(drawn)
 
-    def pose(values: dict[str, float]):  # drawn with only the triangles that can show
+    def pose(values: dict[str, float]):
         morphs = {}
         if not one_eye:
             morphs[entry.wink_both] = values.pop("eye_left", 0.0)
             values.pop("eye_right", None)
-        return replace(poser.pose(values, morphs), model=drawn)
+        return poser.pose(values, morphs)
 
     try:
         # Expressions start from the rest frame and redraw only the face (mmdrender.gl.redraw).

@@ -26,7 +26,6 @@ from mmdrender.motion import Motion
 from mmdrender.motion_pose import MotionPoses
 from mmdrender.schemas import SCHEMAS
 from pipeline.errors import PipelineError
-from pipeline.index import file_sha256
 from pipeline.poses import example_rng, sample_examples
 from pipeline.roles import rig_of
 
@@ -51,9 +50,8 @@ def motion_library(folder: str | os.PathLike) -> tuple[MotionFile, ...]:
         raise PipelineError(f"--motions {folder}: no .vmd or .vpd file in it")
     files = []
     for path in paths:
-        _load(str(path))  # a damaged motion stops the run before any model is rendered
-        files.append(MotionFile(str(path), path.relative_to(folder).as_posix(),
-                                file_sha256(path)))
+        motion = _load(str(path))  # a damaged motion stops the run before any model is drawn
+        files.append(MotionFile(str(path), path.relative_to(folder).as_posix(), motion.sha256))
     return tuple(files)
 
 

@@ -161,10 +161,6 @@ class _Drawing:
         if scene is None:
             keep = self.reach if keep is None else keep & self.reach
             scene = self.scenes[faces] = self.renderer.prepare(self.model.with_faces(keep))
-        if scene.model is not posed.model:
-            from dataclasses import replace
-
-            posed = replace(posed, model=scene.model)
         return scene.draw(posed, self.camera, self.lights, remember=remember)
 
     def release(self) -> None:

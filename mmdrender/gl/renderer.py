@@ -511,6 +511,8 @@ class ModelScene:
              remember: bool = False) -> np.ndarray:
         """Render one pose of the scene's model through ``camera``.
 
+        ``posed`` may pose the whole model the scene's is a face subset of
+        (:meth:`Model.with_faces`): only the scene's faces are drawn.
         ``remember``: keep this frame (the last :data:`KEPT_FRAMES` of them) for
         later draws to start from: a pose that differs from a kept one inside a
         small part of the image (an expression on a head in close-up) copies it
@@ -525,7 +527,8 @@ class ModelScene:
         if self._released:
             raise RenderError("this ModelScene has been released")
         renderer, ctx = self.renderer, self.renderer.ctx
-        if posed.model is not self.model and posed.model.faces is not self.model.faces:
+        if posed.model.vertices is not self.model.vertices and \
+                posed.model.faces is not self.model.faces:  # a face subset shares the vertices
             raise RenderError("the posed model is not the model this scene was prepared for")
         if camera.size != renderer.size:
             raise RenderError(f"the camera is for {camera.size}-pixel images, the renderer "
@@ -587,6 +590,8 @@ class ModelScene:
                              renderer.supersample)
             if box is not None and (best is None or box[2] * box[3] < best[0][2] * best[0][3]):
                 best = box, frame
+                if not box[2] * box[3]:
+                    break  # the very frame: none is nearer
         if best is None:
             return None
         _bind(renderer.target)  # a blit obeys the scissor test: none may be left on
