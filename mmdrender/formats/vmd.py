@@ -12,7 +12,7 @@ bytes; 10 in the old "Vocaloid Motion Data file" version), bone keyframes
 (15-byte name, u32 frame, 3 floats position, 4 floats quaternion xyzw, 64
 bytes of interpolation), morph keyframes (15-byte name, u32 frame, float
 weight), then camera, light, self-shadow and IK/visibility sections, which older
-files omit and which are counted, not used.
+files omit and which are not read.
 
 The 64 interpolation bytes are four rows of 16; row ``r`` is the sequence
 ``x1 of channels X Y Z R, y1 of X Y Z R, x2 ..., y2 ...`` shifted left by ``r``.
@@ -42,10 +42,6 @@ _ENCODING = "cp932"  # Shift-JIS as Windows writes it
 BONE_KEY = np.dtype([("name", f"S{NAME_BYTES}"), ("frame", "<u4"), ("position", "<f4", 3),
                      ("rotation", "<f4", 4), ("curves", "u1", 64)])
 MORPH_KEY = np.dtype([("name", f"S{NAME_BYTES}"), ("frame", "<u4"), ("weight", "<f4")])
-# The later sections, counted: fixed record sizes of camera, light and self-shadow keys.
-_CAMERA_KEY_BYTES = 4 + 4 + 12 + 12 + 24 + 4 + 1
-_LIGHT_KEY_BYTES = 4 + 12 + 12
-_SHADOW_KEY_BYTES = 4 + 1 + 4
 # Beyond these a value is damage, not motion (MMD units are about 8 cm; a day is 2.6M frames).
 MAX_POSITION = 1e6
 MAX_QUATERNION = 1e3  # stored unnormalised by some tools, but never wildly so
@@ -82,7 +78,6 @@ class RawMotion:
     model_name: str
     bones: Tracks
     morphs: Tracks
-    other_sections: dict  # section name -> key count (camera, light, shadow, ik)
 
 
 def decode_name(raw: bytes) -> str:
@@ -163,7 +158,6 @@ def read_vmd(data: bytes) -> RawMotion:
     model_name = decode_name(cursor.take(name_bytes, "model name").split(b"\0", 1)[0])
     bone_keys = cursor.records(BONE_KEY, "bone keyframe")
     morph_keys = cursor.records(MORPH_KEY, "morph keyframe")
-    other = _other_sections(cursor)
     _check_values(bone_keys["position"], bone_keys["rotation"], morph_keys["weight"])
     frames = np.concatenate([bone_keys["frame"], morph_keys["frame"]]).astype(np.int64)
     if len(frames) and frames.max() > MAX_FRAME:
@@ -177,7 +171,7 @@ def read_vmd(data: bytes) -> RawMotion:
                     curves=np.ascontiguousarray(curves, dtype=np.uint8))
     morphs = _tracks(morph_keys["name"], morph_keys["frame"],
                      weights=morph_keys["weight"].astype(np.float32))
-    return RawMotion("vmd", model_name, bones, morphs, other)
+    return RawMotion("vmd", model_name, bones, morphs)
 
 
 def _check_values(positions, rotations, weights) -> None:
@@ -195,36 +189,6 @@ def _check_values(positions, rotations, weights) -> None:
             raise FormatError(f"{name} keyframe {row} holds [{shown}]: not finite, "
                               f"or beyond any real motion (|value| <= {largest:g}); the file "
                               "is damaged")
-
-
-def _other_sections(cursor: _Cursor) -> dict:
-    """Key counts of the camera, light, self-shadow and IK sections, which are not used:
-    a damaged or cut one ends the reading there (as MMD's other readers do), noted."""
-    other = {}
-    try:
-        for section, size in (("camera", _CAMERA_KEY_BYTES), ("light", _LIGHT_KEY_BYTES),
-                              ("self_shadow", _SHADOW_KEY_BYTES)):
-            number = cursor.count(size, f"{section} keyframe")
-            if number is None:
-                return other
-            cursor.take(number * size, f"{section} keyframe")
-            other[section] = number
-        other["ik"] = _skip_ik(cursor)
-    except FormatError as error:
-        other["unreadable"] = str(error)
-    return other
-
-
-def _skip_ik(cursor: _Cursor) -> int | None:
-    """The IK/visibility keys (variable length), skipped; None when the file has none."""
-    number = cursor.count(9, "IK keyframe")  # at least frame, visible, IK count
-    if number is None:
-        return None
-    for _ in range(number):
-        cursor.take(5, "IK keyframe")
-        (iks,) = struct.unpack("<I", cursor.take(4, "IK keyframe"))
-        cursor.take(iks * 21, "IK keyframe")
-    return number
 
 
 def _tracks(names: np.ndarray, frames: np.ndarray, **values) -> Tracks:
@@ -280,7 +244,7 @@ def read_vpd(data: bytes) -> RawMotion:
                     curves=np.tile(np.array(LINEAR, np.uint8), (len(names), 4, 1)))
     morphs = _tracks(raw(morph_names), np.zeros(len(morph_names), np.int64),
                      weights=np.array(weights, np.float32))
-    return RawMotion("vpd", model_name, bones, morphs, {})
+    return RawMotion("vpd", model_name, bones, morphs)
 
 
 def _numbers(text: str, count: int, what: str) -> list[float]:
