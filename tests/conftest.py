@@ -18,9 +18,10 @@ def shared_model_paths() -> list[Path]:
     return sorted(p for p in SHARED_MODELS.rglob("*") if p.suffix.lower() in (".pmd", ".pmx"))
 
 
-def shared_model_params():
-    """One pytest param per real model file, or one skipped param when there are none."""
-    paths = shared_model_paths()
+def shared_model_params(characters_only: bool = False):
+    """One pytest param per real model file (``characters_only``: per character model), or
+    one skipped param when there are none."""
+    paths = [p for p in shared_model_paths() if not characters_only or is_character(p)]
     if not paths:
         return [pytest.param(None, marks=pytest.mark.skip(reason=ABSENT), id="no-shared-models")]
     return [pytest.param(p, id=str(p.relative_to(SHARED_MODELS))) for p in paths]
@@ -45,6 +46,16 @@ def samples_dir(tmp_path_factory) -> Path:
 
     folder = tmp_path_factory.mktemp("samples")
     write_samples(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def heavy_dir(tmp_path_factory) -> Path:
+    """The heavy sample (mmdrender.samples.HEAVY_SAMPLE), written once per test session."""
+    from mmdrender.samples import write_heavy_sample
+
+    folder = tmp_path_factory.mktemp("heavy")
+    write_heavy_sample(folder)
     return folder
 
 

@@ -176,8 +176,7 @@ def test_a_model_with_only_a_both_eyes_morph_closes_both_through_it(library, tmp
 
 
 def test_verify_passes_then_catches_a_corrupted_shard(reference, tmp_path):
-    copy = tmp_path / "copy"
-    shutil.copytree(reference, copy)
+    copy = copy_of(reference, tmp_path)
     ok = run(["verify", copy, "--json"])
     assert ok.exit_code == 0, ok.output
     shard = copy / "train-00000.h5"
@@ -195,8 +194,7 @@ def test_shards_name_the_gl_driver_and_verify_warns_when_drivers_are_mixed(refer
     from mmdrender.gl.context import describe
     from pipeline.shards import write_manifest
 
-    copy = tmp_path / "copy"
-    shutil.copytree(reference, copy)
+    copy = copy_of(reference, tmp_path)
     shards = sorted(copy.glob("*.h5"))
     for shard in shards:
         with h5py.File(shard, "r") as f:

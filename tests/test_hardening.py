@@ -19,7 +19,7 @@ import h5py
 import pytest
 import test_generate
 from click.testing import CliRunner
-from test_generate import dataset_args, error_lines, run
+from test_generate import copy_of, dataset_args, error_lines, run
 
 from pipeline.index import write_index
 from pipeline.shard_reader import open_dataset
@@ -163,8 +163,7 @@ def test_a_scan_keeps_its_proposals_for_rows_whose_split_changed_meanwhile(
 def test_a_rerun_renders_a_damaged_shard_again_instead_of_keeping_it(library, reference,
                                                                      tmp_path):
     root, index = library
-    out = tmp_path / "copy"
-    shutil.copytree(reference, out)
+    out = copy_of(reference, tmp_path)
     shard = out / "train-00000.h5"
     with h5py.File(shard) as f:
         offset = f["rest"].id.get_chunk_info(0).byte_offset + 100

@@ -19,6 +19,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import test_generate
 from click.testing import CliRunner
 from conftest import SHARED_MODELS, is_character, shared_model_paths
 from conftest import load_quietly as load
@@ -32,6 +33,7 @@ from mmdrender.gl.context import describe
 from mmdrender.motion import Motion
 from mmdrender.pose import MorphMapping, Poser
 from mmdrender.render import render
+from mmdrender.schemas import SCHEMAS
 from mmdrender.skeleton import Skeleton, quat_multiply, turn_about
 from pipeline.cli import main
 from pipeline.clip_reader import clip_images, read_clip
@@ -45,19 +47,11 @@ EASE = (64, 0, 64, 127)
 CHANGED = 8  # levels
 MOTIONS = SHARED_MODELS.parent / "motions"
 REAL = [p for p in shared_model_paths() if is_character(p)]
+library = test_generate.library  # the sample characters and their index
 
 
 def run(command, args: list):
     return CliRunner().invoke(command, [str(a) for a in args])
-
-
-@pytest.fixture(scope="module")
-def library(tmp_path_factory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("motion_samples")
-    index = root / "models_index.csv"
-    result = run(main, ["index-samples", index, "--samples-dir", root])
-    assert result.exit_code == 0, result.output
-    return root, index
 
 
 def entry_of(index: Path, model_id: str = MODEL_ID):
@@ -227,15 +221,12 @@ def test_a_stopped_clip_goes_on_and_ends_as_an_unbroken_run(library, tmp_path, g
     out = tmp_path / "stopped.h5"
     from pipeline import clips
 
-    clips.CHUNK_FRAMES, saved = 5, clips.CHUNK_FRAMES
-    try:
-        with pytest.raises(Stop):
-            render_clip(job(out), progress=stop)
-        assert not out.exists() and len(list((tmp_path / "stopped.h5.parts").glob("*.npz"))) == 1
-        monkeypatch.setattr(clips, "describe", lambda: "Another GPU, driver 1")  # resumed elsewhere
-        again = render_clip(job(out))
-    finally:
-        clips.CHUNK_FRAMES = saved
+    monkeypatch.setattr(clips, "CHUNK_FRAMES", 5)
+    with pytest.raises(Stop):
+        render_clip(job(out), progress=stop)
+    assert not out.exists() and len(list((tmp_path / "stopped.h5.parts").glob("*.npz"))) == 1
+    monkeypatch.setattr(clips, "describe", lambda: "Another GPU, driver 1")  # resumed elsewhere
+    again = render_clip(job(out))
     assert again.resumed == 5 and out.exists()
     assert not (tmp_path / "stopped.h5.parts").exists()
     written = out.stat().st_mtime_ns
@@ -303,7 +294,7 @@ def test_motion2pose_writes_npy_and_counts_what_it_clipped(library, tmp_path):
     assert result.exit_code == 0, result.output
     values = np.load(out)
     assert values.shape == (11, 45) and values.dtype == np.float32
-    names = list(__import__("mmdrender.schemas").schemas.SCHEMAS["tha3"].names)
+    names = list(SCHEMAS["tha3"].names)
     head_y, body_y = values[:, names.index("head_y")], values[:, names.index("body_y")]
     assert body_y == pytest.approx(-0.5, abs=1e-5)
     assert head_y[5] == pytest.approx(1.0) and head_y[0] == pytest.approx(0.0, abs=1e-6)

@@ -10,11 +10,10 @@ the culling does leave out triangles, so the test would see a wrong bound.
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_MODELS, is_character, shared_model_paths
+from conftest import SHARED_MODELS, shared_model_params
 from conftest import load_quietly as load
 from conftest_gl import gl_context  # noqa: F401  (a fixture)
 
@@ -23,19 +22,11 @@ from mmdrender.pose import MorphMapping, Poser
 from mmdrender.reach import _turned, movement_bounds, reachable_faces
 from mmdrender.render import get_renderer
 from mmdrender.rig import Rig
-from mmdrender.samples import HEAVY_SAMPLE, SAMPLE_NAMES, sample_truth, write_heavy_sample
+from mmdrender.samples import HEAVY_SAMPLE, SAMPLE_NAMES, sample_truth
 from mmdrender.schema_pose import SchemaPoser
 from mmdrender.schemas import SCHEMAS
 
-REAL = [p for p in shared_model_paths() if is_character(p)]
 CORNERS = [(1, 1, 1), (-1, -1, -1), (1, -1, 1), (-1, 1, -1)]
-
-
-@pytest.fixture(scope="module")
-def heavy_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("heavy")
-    write_heavy_sample(folder)
-    return folder
 
 
 def _models(samples_dir, heavy_dir):
@@ -90,10 +81,8 @@ def test_culled_samples_draw_the_same_bytes(samples_dir, heavy_dir, gl_context):
         _check(load(path), truth.head_top_y, truth.head_bottom_y, name)
 
 
-@pytest.mark.parametrize("path", REAL or [None], ids=lambda p: p.parent.name if p else "none")
+@pytest.mark.parametrize("path", shared_model_params(characters_only=True))
 def test_culled_real_models_draw_the_same_bytes(path, gl_context):  # noqa: F811
-    if path is None:
-        pytest.skip("../shared is absent (as on a user's machine)")
     model = load(path)
     top, bottom, _ = estimate_head_bounds(model)
     _check(model, top, bottom, str(path.relative_to(SHARED_MODELS)))

@@ -14,10 +14,10 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from conftest import SHARED_MODELS, is_character, shared_model_paths
+from conftest import SHARED_MODELS, shared_model_params
 from conftest import load_quietly as load
 from conftest_gl import gl_context  # noqa: F401  (a fixture)
-from test_reach import _models, heavy_dir  # noqa: F401  (a fixture)
+from test_reach import _models
 
 from mmdrender.camera import Camera, estimate_head_bounds, head_centre_x
 from mmdrender.gl.redraw import DrawInputs, redraw_box
@@ -27,7 +27,6 @@ from mmdrender.pose import MorphMapping, Poser
 from mmdrender.reach import reachable_faces
 from mmdrender.render import get_renderer
 
-REAL = [p for p in shared_model_paths() if is_character(p)]
 SIZE = 128
 PER_KIND = 2  # morphs of each kind tried alone
 
@@ -48,6 +47,13 @@ def _expressions(model, poser) -> list[tuple[str, object]]:
     return poses
 
 
+def _same(redrawn, whole, posed, camera, what) -> tuple | None:
+    a, b = redrawn.draw(posed, camera), whole.draw(posed, camera)
+    assert np.array_equal(a, b), f"{what}: {int((a != b).any(axis=2).sum())} pixels differ, " \
+        f"box {redrawn.redrawn_box}"
+    return redrawn.redrawn_box
+
+
 def _check(model, top, bottom, label, renderer=None, supersample=2):
     """Redrawn and whole frames agree; returns how many draws were partial redraws."""
     camera = Camera.from_head_bounds(top, bottom, head_centre_x(model), SIZE)
@@ -56,17 +62,13 @@ def _check(model, top, bottom, label, renderer=None, supersample=2):
     renderer = renderer or get_renderer(SIZE, supersample=supersample)
     partial = 0
     with renderer.prepare(drawn) as redrawn, renderer.prepare(drawn) as whole:
-        rest = replace(poser.pose(), model=drawn)
+        rest = poser.pose()
         assert np.array_equal(redrawn.draw(rest, camera, remember=True), whole.draw(rest, camera))
-        turned = replace(poser.pose({"head_x": 1.0, "head_y": -1.0, "neck_z": 1.0}), model=drawn)
+        turned = poser.pose({"head_x": 1.0, "head_y": -1.0, "neck_z": 1.0})
         for name, posed in _expressions(model, poser):
-            for frame, what in ((replace(posed, model=drawn), name), (turned, "a head turn"),
+            for frame, what in ((posed, name), (turned, "a head turn"),
                                 (rest, "the rest pose again")):
-                a, b = redrawn.draw(frame, camera), whole.draw(frame, camera)
-                changed = int((a != b).any(axis=2).sum())
-                assert changed == 0, f"{label}: {what} (after {name}) differs in {changed} " \
-                    f"pixels, box {redrawn.redrawn_box}"
-                box = redrawn.redrawn_box
+                box = _same(redrawn, whole, frame, camera, f"{label}: {what} (after {name})")
                 partial += box is not None and 0 < box[2] * box[3] < (supersample * SIZE) ** 2
                 assert whole.redrawn_box is None
             if not renderer.samples:
@@ -84,10 +86,8 @@ def test_samples_redraw_the_same_bytes(samples_dir, heavy_dir, gl_context,  # no
 
 
 @pytest.mark.parametrize("supersample", [2, 1])
-@pytest.mark.parametrize("path", REAL or [None], ids=lambda p: p.parent.name if p else "none")
+@pytest.mark.parametrize("path", shared_model_params(characters_only=True))
 def test_real_models_redraw_the_same_bytes(path, supersample, gl_context):  # noqa: F811
-    if path is None:
-        pytest.skip("../shared is absent (as on a user's machine)")
     model = load(path)
     top, bottom, _ = estimate_head_bounds(model)
     partial = _check(model, top, bottom, str(path.relative_to(SHARED_MODELS)),
@@ -156,13 +156,6 @@ def _akane(samples_dir):
     return model, camera, Poser(model, MorphMapping("ウィンク", "ウィンク右", "あ"))
 
 
-def _same(redrawn, whole, posed, camera, what) -> tuple | None:
-    a, b = redrawn.draw(posed, camera), whole.draw(posed, camera)
-    assert np.array_equal(a, b), f"{what}: {int((a != b).any(axis=2).sum())} pixels differ, " \
-        f"box {redrawn.redrawn_box}"
-    return redrawn.redrawn_box
-
-
 def test_many_kept_frames_start_the_right_draws(samples_dir, gl_context):  # noqa: F811
     """Frames kept after partial redraws, and slots reused once KEPT_FRAMES are kept,
     hold the right pixels: each later draw starts from the nearest and matches a whole draw."""
@@ -187,7 +180,7 @@ def test_many_kept_frames_start_the_right_draws(samples_dir, gl_context):  # noq
 
 def test_normal_and_sub_uv_changes_alone_are_redrawn(samples_dir, gl_context):  # noqa: F811
     """A change of normals only, or of the additional UV a sub-texture material reads only."""
-    model, camera, poser = _akane(samples_dir)
+    model, camera, _ = _akane(samples_dir)
     texture = next(m.texture for m in model.materials if m.texture is not None and m.texture.found)
     model = replace(model, materials=tuple(
         replace(m, sphere=texture, sphere_mode=SphereMode.SUBTEXTURE) for m in model.materials))

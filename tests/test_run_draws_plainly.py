@@ -14,10 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_MODELS, is_character, shared_model_paths
+from conftest import SHARED_MODELS, shared_model_params
 from conftest import load_quietly as load
 from conftest_gl import gl_context  # noqa: F401  (a fixture)
-from test_reach import heavy_dir  # noqa: F401  (a fixture)
 
 from mmdrender.camera import Camera, estimate_head_bounds, head_centre_x
 from mmdrender.gl.renderer import Lights
@@ -28,7 +27,6 @@ from mmdrender.samples import HEAVY_SAMPLE, sample_truth
 from pipeline.generate import MORPH_PARAMETERS, RunConfig, render_model
 from pipeline.index import ModelEntry
 
-REAL = [p for p in shared_model_paths() if is_character(p)]
 SIZE, EXAMPLES = 96, 3
 BLINK, MOUTH = "まばたき", "あ"  # the standard morphs, else the first of the eye/mouth panel
 
@@ -47,8 +45,10 @@ class _Images:
         self.examples.append((np.array(values), expression.copy(), posed.copy()))
 
 
-def _check(path: Path, root: Path, top: float, bottom: float, label: str) -> None:
+def _check(path: Path, root: Path, label: str, bounds: tuple[float, float] | None = None):
+    """``bounds``: the head's top and bottom y; None: estimated from the model."""
     model = load(path)
+    top, bottom = bounds or estimate_head_bounds(model)[:2]
     blink, mouth = (_morph(model, name, panel) for name, panel in ((BLINK, MorphPanel.EYE),
                                                                     (MOUTH, MorphPanel.MOUTH)))
     entry = ModelEntry(model_id="m", path=str(path.relative_to(root)), source="test",
@@ -63,13 +63,11 @@ def _check(path: Path, root: Path, top: float, bottom: float, label: str) -> Non
     camera = Camera.from_head_bounds(top, bottom, head_centre_x(model), SIZE)
     poser = Poser(model, MorphMapping(None, None, mouth))
 
-    blink_morph = blink
-
     def plain(values: dict) -> np.ndarray:
         values = dict(values)
-        blink = values.pop("eye_left", 0.0)
+        closed = values.pop("eye_left", 0.0)
         values.pop("eye_right", None)
-        return render(poser.pose(values, {blink_morph: blink}), camera, lights=Lights())
+        return render(poser.pose(values, {blink: closed}), camera, lights=Lights())
 
     assert np.array_equal(images.rest, plain({"mouth": 1.0})), f"{label}: the rest image"
     for k, (values, expression, posed) in enumerate(images.examples):
@@ -88,18 +86,19 @@ def _morph(model, name: str, panel) -> str:
     return next(m.name for m in model.morphs if m.panel == panel)
 
 
-def test_the_heavy_sample_is_drawn_as_a_plain_render(heavy_dir, gl_context):  # noqa: F811
+def _check_heavy(heavy_dir: Path) -> None:
     truth = sample_truth(HEAVY_SAMPLE)
-    _check(heavy_dir / HEAVY_SAMPLE / f"{HEAVY_SAMPLE}.pmx", heavy_dir, truth.head_top_y,
-           truth.head_bottom_y, HEAVY_SAMPLE)
+    _check(heavy_dir / HEAVY_SAMPLE / f"{HEAVY_SAMPLE}.pmx", heavy_dir, HEAVY_SAMPLE,
+           (truth.head_top_y, truth.head_bottom_y))
 
 
-@pytest.mark.parametrize("path", REAL or [None], ids=lambda p: p.parent.name if p else "none")
+def test_the_heavy_sample_is_drawn_as_a_plain_render(heavy_dir, gl_context):  # noqa: F811
+    _check_heavy(heavy_dir)
+
+
+@pytest.mark.parametrize("path", shared_model_params(characters_only=True))
 def test_real_models_are_drawn_as_plain_renders(path, gl_context):  # noqa: F811
-    if path is None:
-        pytest.skip("../shared is absent (as on a user's machine)")
-    top, bottom, _ = estimate_head_bounds(load(path))
-    _check(path, SHARED_MODELS, top, bottom, str(path.relative_to(SHARED_MODELS)))
+    _check(path, SHARED_MODELS, str(path.relative_to(SHARED_MODELS)))
 
 
 def test_a_changed_pixel_would_be_seen(heavy_dir, gl_context, monkeypatch):  # noqa: F811
@@ -115,7 +114,5 @@ def test_a_changed_pixel_would_be_seen(heavy_dir, gl_context, monkeypatch):  # n
             return super().pose(params, morphs or {}, **kwargs)
 
     monkeypatch.setattr(generate, "Poser", TurnedAStepFurther)
-    truth = sample_truth(HEAVY_SAMPLE)
     with pytest.raises(AssertionError, match="posed image differs"):
-        _check(heavy_dir / HEAVY_SAMPLE / f"{HEAVY_SAMPLE}.pmx", heavy_dir, truth.head_top_y,
-               truth.head_bottom_y, HEAVY_SAMPLE)
+        _check_heavy(heavy_dir)
