@@ -273,7 +273,7 @@ def describe_qt_failure(output: str, environ, missing: list[str] | None = None) 
     of the dynamic linker, :mod:`annotate.qt_libraries`). Qt's own message names
     libxcb-cursor0 whatever is missing, so it is not repeated.
     """
-    from annotate.qt_libraries import debian_package, missing_libraries
+    from annotate.qt_libraries import missing_libraries, packages_for
 
     display = environ.get("DISPLAY", "")
     if "could not connect to display" in output:
@@ -283,7 +283,7 @@ def describe_qt_failure(output: str, environ, missing: list[str] | None = None) 
     if "platform plugin" in output or "xcb" in output:
         missing = missing_libraries() if missing is None else missing
         if missing:
-            packages = " ".join(dict.fromkeys(debian_package(s) for s in missing))
+            packages = " ".join(packages_for(missing))
             return (f"Qt's X11 (xcb) platform plugin cannot load: the system "
                     f"librar{'ies' if len(missing) > 1 else 'y'} {', '.join(missing)} "
                     f"{'are' if len(missing) > 1 else 'is'} missing; install "

@@ -59,8 +59,13 @@ def debian_package(soname: str) -> str:
     return f"{name}{'-' if name[-1].isdigit() else ''}{version}"
 
 
+def packages_for(sonames) -> list[str]:
+    """The Debian/Ubuntu packages that ship ``sonames``, each once, in order."""
+    return list(dict.fromkeys(debian_package(s) for s in sonames))
+
+
 def missing_packages(plugin: Path | None = None) -> list[str]:
-    return list(dict.fromkeys(debian_package(s) for s in missing_libraries(plugin)))
+    return packages_for(missing_libraries(plugin))
 
 
 if __name__ == "__main__":  # scripts/ensure-qt.sh: the packages to install, one line

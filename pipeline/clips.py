@@ -50,7 +50,6 @@ from mmdrender.motion_pose import MotionPoses, PoseTrack
 from mmdrender.pose import NECK_BONE, MorphMapping, Poser
 from mmdrender.render import get_renderer
 from mmdrender.schemas import SCHEMAS
-from mmdrender.skeleton import Skeleton
 from pipeline.atomic import atomic_write
 from pipeline.errors import PipelineError
 from pipeline.image_chunks import create_image_dataset, write_image
@@ -133,10 +132,10 @@ class ClipRenderer:
         self.bound.check_matches()
         self.schema = SCHEMAS[job.schema]
         self.rig = rig_of(entry)
-        self.track: PoseTrack = MotionPoses(self.bound, self.schema, self.rig).track(
-            np.asarray(job.frames, dtype=np.float64))
+        poses = MotionPoses(self.bound, self.schema, self.rig)
+        self.track: PoseTrack = poses.track(np.asarray(job.frames, dtype=np.float64))
         self.poser = Poser(self.model, MorphMapping(None, None, None))
-        self.skeleton = Skeleton(self.model.bones)
+        self.skeleton = poses.skeleton
         self.camera = Camera.framing(self.schema.framing, entry.head_top_y, entry.head_bottom_y,
                                      head_centre_x(self.model), job.image_size)
         self.anchor = self._anchor()
@@ -212,7 +211,9 @@ def render_clip(job: ClipJob, progress: Callable[[int], None] | None = None,
         clip = ClipRenderer(job, motion)
     except MMDRenderError as error:
         raise PipelineError(str(error)) from None
-    settings = job.settings(clip.motion.sha256, file_sha256(job.model_path))
+    # As they read back from a file: compared with what earlier runs stored.
+    settings = json.loads(json.dumps(job.settings(clip.motion.sha256,
+                                                  file_sha256(job.model_path))))
     if _complete(job.out, settings):
         if on_start:
             on_start(len(job.frames), len(job.frames))
@@ -245,7 +246,7 @@ def _complete(out: Path, settings: dict) -> bool:
     """Whether ``out`` is this job's finished shard (then a rerun has nothing to do)."""
     try:
         with h5py.File(out, "r") as f:
-            return json.loads(f.attrs["settings"]) == json.loads(json.dumps(settings))
+            return json.loads(f.attrs["settings"]) == settings
     except (OSError, KeyError, ValueError):
         return False
 
@@ -255,8 +256,7 @@ def _finished_parts(parts: Path, settings: dict) -> dict[int, tuple[Path, int]]:
     record = parts / "settings.json"
     if parts.is_dir():
         try:
-            same = json.loads(record.read_text(encoding="utf-8")) == \
-                json.loads(json.dumps(settings))
+            same = json.loads(record.read_text(encoding="utf-8")) == settings
         except (OSError, ValueError):
             same = False
         if not same:

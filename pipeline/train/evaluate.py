@@ -116,10 +116,8 @@ def far_from_rest(schema_name: str, parameters: tuple[str, ...],
 
 
 def _scores(rmse_net: np.ndarray, ssim_net: np.ndarray, rmse_base: np.ndarray,
-            ssim_base: np.ndarray, mask: np.ndarray | None = None) -> dict:
+            ssim_base: np.ndarray, mask: np.ndarray) -> dict:
     """The network beside the identity baseline over the examples in ``mask``."""
-    if mask is None:
-        mask = np.ones(len(rmse_net), bool)
     n = int(mask.sum())
     if n == 0:
         return {"examples": 0}

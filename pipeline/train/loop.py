@@ -568,27 +568,29 @@ def validation_indices(n: int, k: int) -> list[int]:
 @torch.no_grad()
 def validate(network: str, model: nn.Module, data: TripleDataset, config: RunConfig,
              device: torch.device, rotator: nn.Module | None,
-             perceptual: PerceptualLoss | None) -> tuple[float, float]:
+             perceptual: PerceptualLoss | None,
+             baseline: float | None = None) -> tuple[float, float]:
     """Mean loss per example, in eval mode, over ``val_batches`` batches' worth of ``data``,
     and the same loss of the identity baseline (output = the input image), which a network
     that learned nothing scores: a loss means something only beside it.
 
-    The examples are :func:`validation_indices`: the same at every validation.
+    The examples are :func:`validation_indices`: the same at every validation, so the
+    baseline is too: pass the one an earlier validation returned to skip working it out.
     """
     was_training = model.training
     model.eval()
     indices = validation_indices(len(data), config.val_batches * config.batch_size)
     loader = DataLoader(Subset(data, indices), batch_size=config.batch_size, shuffle=False,
                         num_workers=config.workers)
-    total = baseline = 0.0
+    total, identity = 0.0, 0.0
     for batch in batches_of(loader):
         source, pose, target = (batch[k].to(device) for k in ("source", "pose", "target"))
         outputs = forward(network, model, source, pose, rotator)
         total += float(loss_of(outputs, target, perceptual)) * len(source)
-        # every output taken as the input, as the loss sums over the outputs
-        baseline += float(loss_of((source,) * len(outputs), target, perceptual)) * len(source)
+        if baseline is None:  # every output taken as the input: the loss sums over outputs
+            identity += float(loss_of((source,) * len(outputs), target, perceptual)) * len(source)
     model.train(was_training)
-    return total / len(indices), baseline / len(indices)
+    return total / len(indices), identity / len(indices) if baseline is None else baseline
 
 
 # --- the loop ------------------------------------------------------------------------------
@@ -671,7 +673,8 @@ def train(run_dir: str | os.PathLike, config: RunConfig, model_config: dict | No
                   "examples_per_s": count * b / (time.perf_counter() - since)}
         if validating:
             record["val_loss"], record["val_baseline"] = validate(
-                network, model, val_data, config, dev, rotator, perceptual)
+                network, model, val_data, config, dev, rotator, perceptual,
+                summary["val_baseline"])
             summary["val_loss"], summary["val_baseline"] = record["val_loss"], \
                 record["val_baseline"]
             bar.write(f"step {step}: loss {record['loss']:.4f}, validation "
